@@ -1,0 +1,92 @@
+"""Settings read once from ``RECSTREAM_*`` environment variables into a frozen object.
+
+The entry point (the CLI) builds one :class:`Settings` and passes plain values on to
+constructors; nothing below the CLI reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EVENT_TYPES: tuple[str, ...] = ("click", "purchase", "view", "add_to_cart", "like", "skip")
+
+# How much each interaction type says about a user's taste; `skip` is negative feedback
+# and contributes nothing to the sequence the model sees.
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "click": 1.0,
+    "purchase": 3.0,
+    "view": 0.5,
+    "add_to_cart": 2.0,
+    "like": 1.5,
+    "skip": 0.0,
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of recstream, one frozen object. Environment names are ``RECSTREAM_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    # Kafka connection.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
+
+    # Redis connection; a password given here overrides one embedded in the URL.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    redis_prefix: str = "recstream"
+
+    # Topic names.
+    topic_events: str = "events"
+    topic_recommendations: str = "recommendations"
+    topic_dlq: str = "events.dlq"
+    topic_items: str = "items"
+    topic_model_updates: str = "model-updates"
+    topic_metrics: str = "metrics"
+
+    # Worker.
+    app_id: str = "recstream"
+    artifacts: Path = Path("./artifacts")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    # Partitions of the topics the worker creates when missing: the most workers one group can use.
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    # Micro-batches: at most this many events, waiting at most this long for the batch to fill.
+    batch_size: int = Field(default=256, ge=1, le=100_000)
+    batch_wait_ms: float = Field(default=5.0, ge=0.0, le=10_000.0)
+    top_k: int = Field(default=10, ge=1, le=1000)
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    max_event_bytes: int = Field(default=65536, ge=256)
+    # Events stamped further than this in the future are rejected (clock skew allowance).
+    max_future_skew_ms: int = Field(default=86_400_000, ge=0)
+
+    @field_validator("event_weights")
+    @classmethod
+    def _known_event_types(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("event weights must be >= 0")
+        return {**DEFAULT_EVENT_WEIGHTS, **value}
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bootstrap server {server!r} must look like host:port")
+        return value

@@ -1,0 +1,32 @@
+// Readiness probe: succeeds once the broker answers a real client metadata call.
+// Run as a single-file program: java -cp '<kafka libs>/*' Probe.java host:port
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+
+public class Probe {
+    public static void main(String[] args) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "3000");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[1]));
+        try (Admin admin = Admin.create(props)) {
+            while (true) {
+                try {
+                    int nodes = admin.describeCluster().nodes().get(3, TimeUnit.SECONDS).size();
+                    admin.listTopics().names().get(3, TimeUnit.SECONDS);
+                    System.out.println("kafka ready: " + nodes + " node(s)");
+                    return;
+                } catch (Exception e) {
+                    if (System.nanoTime() > deadline) {
+                        System.err.println("kafka not ready: " + e);
+                        System.exit(1);
+                    }
+                    Thread.sleep(250);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+"""One micro-batch of Kafka messages → validated events and dead letters (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from recstream.streams.decoding import InvalidEvent, Limits, dead_letter, decode_event
+from recstream.streams.records import DeadLetter, Event, Source
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """The parts of a Kafka record the worker uses; ``timestamp_ms`` is the record timestamp."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> Source:
+        return Source(topic=self.topic, partition=self.partition, offset=self.offset)
+
+
+@dataclass(frozen=True)
+class Valid:
+    event: Event
+    message: RawMessage
+
+    @property
+    def source(self) -> Source:
+        return self.message.source
+
+
+@dataclass(frozen=True)
+class Rejected:
+    letter: DeadLetter
+    key: bytes | None
+
+
+def split_batch(
+    messages: Iterable[RawMessage], now_ms: int, limits: Limits
+) -> tuple[list[Valid], list[Rejected]]:
+    """Validate every message; a bad one becomes a dead letter and never affects its neighbours."""
+    valid: list[Valid] = []
+    rejected: list[Rejected] = []
+    for msg in messages:
+        try:
+            event = decode_event(msg.value, msg.timestamp_ms, now_ms, limits)
+        except InvalidEvent as exc:
+            rejected.append(reject(msg, str(exc), now_ms))
+        else:
+            valid.append(Valid(event, msg))
+    return valid, rejected
+
+
+def reject(msg: RawMessage, error: str, now_ms: int) -> Rejected:
+    return Rejected(dead_letter(msg.value, msg.key, error, msg.source, now_ms), msg.key)

@@ -1,0 +1,108 @@
+"""How to reach Kafka and Redis, as plain values built once from :class:`Settings`.
+
+Both the faust worker (aiokafka underneath) and the small synchronous tools (kafka-python:
+publish, tail, tests) are configured from the same :class:`KafkaConnection`, so SASL and TLS
+behave identically everywhere.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from redis.asyncio import Redis
+
+from recstream.settings import Settings
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> KafkaConnection:
+        return cls(
+            bootstrap=s.kafka_bootstrap,
+            security_protocol=s.kafka_security_protocol,
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_username=s.kafka_sasl_username,
+            sasl_password=s.kafka_sasl_password.get_secret_value()
+            if s.kafka_sasl_password
+            else None,
+            ssl_cafile=s.kafka_ssl_cafile,
+            ssl_certfile=s.kafka_ssl_certfile,
+            ssl_keyfile=s.kafka_ssl_keyfile,
+            ssl_check_hostname=s.kafka_ssl_check_hostname,
+        )
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        context.check_hostname = self.ssl_check_hostname
+        return context
+
+    def faust_broker(self) -> list[str]:
+        return [f"kafka://{server}" for server in self.servers]
+
+    def faust_credentials(self) -> faust.SASLCredentials | faust.SSLCredentials | None:
+        if self.uses_sasl:
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError(
+                    f"{self.security_protocol} needs RECSTREAM_KAFKA_SASL_USERNAME and "
+                    "RECSTREAM_KAFKA_SASL_PASSWORD"
+                )
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password,
+                ssl_context=self.ssl_context(),
+                mechanism=self.sasl_mechanism,
+            )
+        context = self.ssl_context()
+        return faust.SSLCredentials(context) if context else None
+
+    def kafka_python_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's KafkaProducer/KafkaConsumer/KafkaAdminClient."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+def redis_client(url: str, password: str | None = None) -> Redis:
+    """An asyncio Redis client; ``password`` (from settings) overrides one in the URL."""
+    if password is not None:
+        return Redis.from_url(url, password=password)
+    return Redis.from_url(url)

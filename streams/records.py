@@ -1,0 +1,86 @@
+"""The JSON records on recstream's topics, declared once (see DESIGN.md, "Topics")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EventType = Literal["click", "purchase", "view", "add_to_cart", "like", "skip"]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+# Epoch milliseconds below this (March 1973) are almost surely epoch *seconds* sent by mistake.
+MIN_TS_MS = 100_000_000_000
+
+
+class _Record(BaseModel):
+    # strict: "42" is not a number and 1 is not a string; unknown keys are ignored so that
+    # producers can add fields without breaking older workers.
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class Event(_Record):
+    """One interaction on the ``events`` topic, after validation (``ts`` always set)."""
+
+    user_id: Id
+    item_id: Id
+    type: EventType
+    ts: int = Field(ge=MIN_TS_MS)
+    event_id: Id | None = None
+    rec_id: Id | None = None
+    context: dict[str, Any] | None = None
+
+
+class Source(_Record):
+    """Where a record was read from: enough to find it again in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class RecItem(_Record):
+    item_id: str
+    score: float
+
+
+class Recommendation(_Record):
+    """One list on the ``recommendations`` topic."""
+
+    rec_id: str
+    user_id: str
+    items: list[RecItem]
+    model_version: str
+    source: Source
+    event_ts: int
+    created_ts: int
+
+
+class DeadLetter(_Record):
+    """An event that could not be processed, with why, on ``events.dlq``."""
+
+    error: str
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"]
+    raw_bytes: int
+    raw_truncated: bool = False
+    key: str | None = None
+    source: Source
+    ts: int
+
+
+class CatalogItem(_Record):
+    """One entry of the optional, compacted ``items`` topic."""
+
+    item_id: Id
+    title: str | None = None
+    category: str | None = None
+    available: bool = True
+
+
+class ModelUpdate(_Record):
+    """Announcement on ``model-updates`` that a new artifact version is ready."""
+
+    version: str
+    path: str
+    sha256: str

@@ -7,11 +7,15 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from recstream.settings import Settings
+
+if TYPE_CHECKING:
+    from recstream.streams.app import WorkerConfig
+    from recstream.streams.recommender import Recommender
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -28,23 +32,45 @@ def _settings(ctx: typer.Context) -> Settings:
 
 def worker(
     ctx: typer.Context,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(help="Artifact root (newest version) or one version dir."),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning.")] = "info",
 ) -> None:
     """Run the stream processor (a faust worker) until interrupted."""
     import faust
 
-    from recstream.streams.app import WorkerConfig, create_app
+    from recstream.streams.app import create_app
     from recstream.streams.connection import KafkaConnection
-    from recstream.streams.decoding import Limits
     from recstream.streams.topics import TopicSpec, ensure_topics
 
     s = _settings(ctx)
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(message)s")
+    recommender = load_recommender(artifacts or s.artifacts, s)
     kafka = KafkaConnection.from_settings(s)
-    config = WorkerConfig(
+    specs = [
+        TopicSpec(s.topic_events, s.partitions),
+        TopicSpec(s.topic_recommendations, s.partitions),
+        TopicSpec(s.topic_dlq, s.partitions),
+        TopicSpec(s.topic_items, s.partitions, compacted=True),
+    ]
+    ensure_topics(kafka, specs, replication=s.replication_factor)
+    faust_app = create_app(kafka, worker_config(s, recommender.max_len), recommender)
+    faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+def worker_config(s: Settings, max_len: int) -> WorkerConfig:
+    from recstream.streams.app import WorkerConfig
+    from recstream.streams.decoding import Limits
+    from recstream.streams.pipeline import PipelineConfig
+
+    return WorkerConfig(
         app_id=s.app_id,
         topic_events=s.topic_events,
         topic_dlq=s.topic_dlq,
         topic_recommendations=s.topic_recommendations,
+        topic_items=s.topic_items,
         partitions=s.partitions,
         batch_size=s.batch_size,
         batch_wait_s=s.batch_wait_ms / 1000,
@@ -54,15 +80,35 @@ def worker(
         redis_password=s.redis_password.get_secret_value() if s.redis_password else None,
         redis_prefix=s.redis_prefix,
         limits=Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms),
+        mmr_by_category=s.mmr_similarity == "category",
+        pipeline=PipelineConfig(
+            k=s.top_k,
+            max_len=max_len,
+            weights=dict(s.event_weights),
+            trending_half_life_ms=s.trending_half_life_hours * 3600 * 1000,
+        ),
     )
-    specs = [
-        TopicSpec(s.topic_events, s.partitions),
-        TopicSpec(s.topic_recommendations, s.partitions),
-        TopicSpec(s.topic_dlq, s.partitions),
-    ]
-    ensure_topics(kafka, specs, replication=s.replication_factor)
-    faust_app = create_app(kafka, config)
-    faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+def load_recommender(path: Path, s: Settings) -> Recommender:
+    """The newest (or given) artifact's encoder + index; trending-only when there is none yet."""
+    from recstream.artifacts import list_versions, resolve_version
+
+    if not (path / "manifest.json").is_file() and not list_versions(path):
+        logging.getLogger("recstream.worker").warning(
+            "no model artifact under %s yet: serving trending items only", path
+        )
+        from recstream.streams.recommender import NoModel
+
+        return NoModel()
+    from recstream.index import load as load_index
+    from recstream.model import Encoder
+    from recstream.streams.recommender import ModelRecommender
+
+    version = resolve_version(path)
+    encoder = Encoder.load(version, threads=1)
+    index = load_index(version, threads=1)
+    return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
 
 
 def _lines(path: Path | None) -> TextIO:

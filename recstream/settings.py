@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Micro-batches: at most this many events, waiting at most this long for the batch to fill.
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: float = Field(default=5.0, ge=0.0, le=10_000.0)
+    # Retrieval and re-ranking: candidates fetched from the index, then MMR down to top_k.
+    candidates: int = Field(default=100, ge=1, le=10_000)
+    mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
+    mmr_similarity: Literal["embedding", "category"] = "embedding"
+    trending_half_life_hours: float = Field(default=6.0, gt=0.0)
     top_k: int = Field(default=10, ge=1, le=1000)
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     max_event_bytes: int = Field(default=65536, ge=256)

@@ -1,4 +1,4 @@
-"""The faust application: topics declared once, one agent that reads like a sentence."""
+"""The faust application: topics declared once, agents that read like a sentence."""
 
 from __future__ import annotations
 
@@ -11,18 +11,25 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from faust.web import Request, View
+from faust.web import Response as WebResponse
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.batches import RawMessage, Rejected, Valid, reject, split_batch
+from recstream.streams.catalog import Catalog, refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
-from recstream.streams.decoding import Limits
-from recstream.streams.processor import EventRecorder, Keys, Processor
+from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
+from recstream.streams.keys import Keys
+from recstream.streams.pipeline import Pipeline, PipelineConfig
+from recstream.streams.recommender import ModelRecommender, Recommender
+from recstream.streams.records import CatalogItem, Recommendation
 
 log = logging.getLogger("recstream.worker")
 
 # Infrastructure hiccups: wait and retry the same batch (offsets are not committed meanwhile).
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class WorkerConfig:
     topic_events: str = "events"
     topic_dlq: str = "events.dlq"
     topic_recommendations: str = "recommendations"
+    topic_items: str = "items"
     partitions: int = 4
     batch_size: int = 256
     batch_wait_s: float = 0.005
@@ -40,6 +48,9 @@ class WorkerConfig:
     redis_password: str | None = None
     redis_prefix: str = "recstream"
     limits: Limits = field(default_factory=Limits)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    catalog_refresh_s: float = 1.0
+    mmr_by_category: bool = False
 
 
 def now_ms() -> int:
@@ -59,13 +70,12 @@ def raw_message(event: Any) -> RawMessage:
     )
 
 
-async def retry(op: Callable[[], Awaitable[None]], what: str, max_sleep_s: float = 5.0) -> None:
+async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:
     """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down)."""
     sleep = 0.1
     while True:
         try:
-            await op()
-            return
+            return await op()
         except TRANSIENT as exc:
             log.warning("%s failed (%r); retrying in %.1fs", what, exc, sleep)
             await asyncio.sleep(sleep)
@@ -73,23 +83,23 @@ async def retry(op: Callable[[], Awaitable[None]], what: str, max_sleep_s: float
 
 
 async def process_isolating_failures(
-    processor: Processor, batch: Sequence[Valid]
-) -> list[Rejected]:
+    pipeline: Pipeline, batch: Sequence[Valid]
+) -> tuple[list[Recommendation], list[Rejected]]:
     """Process a batch; if it fails for a non-transient reason, retry event by event so that a
-    poison event fails alone. Returns dead letters for the events that failed."""
+    poison event fails alone. Returns the lists made and dead letters for events that failed."""
     try:
-        await retry(lambda: processor.process(batch), "processing a batch")
-        return []
+        return await retry(functools.partial(pipeline.process, batch), "processing a batch"), []
     except Exception:
         log.exception("batch of %d failed; retrying one event at a time", len(batch))
-    failed = []
+    recs: list[Recommendation] = []
+    failed: list[Rejected] = []
     for item in batch:
         try:
-            await retry(functools.partial(processor.process, [item]), "processing an event")
+            recs += await retry(functools.partial(pipeline.process, [item]), "processing an event")
         except Exception as exc:
             log.exception("event at %s failed", item.source)
             failed.append(reject(item.message, f"processing failed: {exc!r}", now_ms()))
-    return failed
+    return recs, failed
 
 
 def micro_batches(stream: faust.StreamT, size: int, wait_s: float) -> AsyncIterator[list[Any]]:
@@ -99,7 +109,31 @@ def micro_batches(stream: faust.StreamT, size: int, wait_s: float) -> AsyncItera
     return cast(Any, stream).take_events(size, wait_s)
 
 
-def create_app(kafka: KafkaConnection, config: WorkerConfig) -> faust.App:
+def parse_items(batch: Sequence[RawMessage], now: int) -> tuple[list[CatalogItem], list[Rejected]]:
+    items, rejected = [], []
+    for msg in batch:
+        try:
+            obj = parse_json_object(msg.value, 65536)
+            items.append(CatalogItem.model_validate(obj))
+        except InvalidEvent as exc:
+            rejected.append(reject(msg, f"items: {exc}", now))
+        except ValidationError as exc:
+            rejected.append(reject(msg, f"items: {describe(exc)}", now))
+    return items, rejected
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """Bytes in, bytes out: validation is ours, so that bad input reaches the DLQ, not a log."""
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recommender) -> faust.App:
     app = faust.App(
         config.app_id,
         broker=kafka.faust_broker(),
@@ -111,32 +145,59 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
     )
-    events = app.topic(
-        config.topic_events,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    events = raw_topic(app, config.topic_events)
+    items_topic = raw_topic(app, config.topic_items)
     dlq = app.topic(config.topic_dlq, key_serializer="raw", value_serializer="raw")
+    out = app.topic(config.topic_recommendations, key_serializer="raw", value_serializer="raw")
+    keys = Keys(config.redis_prefix)
+    redis = redis_client(config.redis_url, config.redis_password)
+    pipeline = Pipeline(redis, keys, recommender, config.pipeline)
+    if config.mmr_by_category and isinstance(recommender, ModelRecommender):
+        recommender.category_of = lambda item: pipeline.catalog.category(item)
 
     async def send_dead_letters(rejected: Sequence[Rejected]) -> None:
         for item in rejected:
             await dlq.send(key=item.key, value=item.letter.model_dump_json().encode())
+        await retry(lambda: redis.hincrby(keys.stats(), "rejected", len(rejected)), "counting")
 
     # concurrency=1: state is per user and offsets must not be committed past an event still
     # in flight (faust-streaming issue #606).
     @app.agent(events, concurrency=1)
     async def consume(stream: faust.StreamT) -> None:
-        redis = redis_client(config.redis_url, config.redis_password)
-        recorder = EventRecorder(redis, Keys(config.redis_prefix))
         async for batch in micro_batches(stream, config.batch_size, config.batch_wait_s):
             valid, rejected = split_batch(map(raw_message, batch), now_ms(), config.limits)
-            if valid:
-                rejected += await process_isolating_failures(recorder, valid)
+            recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
+            for rec in recs:
+                await out.send(key=rec.user_id.encode(), value=rec.model_dump_json().encode())
+            if rejected or failed:
+                await send_dead_letters(rejected + failed)
+
+    @app.agent(items_topic, concurrency=1)
+    async def catalogue(stream: faust.StreamT) -> None:
+        async for batch in micro_batches(stream, 500, 0.05):
+            items, rejected = parse_items([raw_message(e) for e in batch], now_ms())
+            if items:
+                await retry(functools.partial(store_items, redis, keys, items), "storing items")
             if rejected:
                 await send_dead_letters(rejected)
-                count = functools.partial(recorder.count_rejected, len(rejected))
-                await retry(count, "counting rejected events")
 
+    @app.timer(config.catalog_refresh_s)
+    async def reload_catalogue() -> None:
+        try:
+            pipeline.catalog = await refresh(redis, keys, pipeline.catalog)
+        except TRANSIENT as exc:
+            log.warning("catalogue refresh failed: %r", exc)
+
+    @app.page("/users/{user_id}/recommendations")
+    async def latest(web: View, request: Request, user_id: str) -> WebResponse:
+        """The latest list made for this user (pull API)."""
+        stored = await redis.get(keys.recs(user_id))
+        if stored is None:
+            return web.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
+        return web.bytes(_as_bytes(stored), content_type="application/json")
+
+    app.pipeline = pipeline  # type: ignore[attr-defined]  # for the worker's hot swap (step 5)
     return app
+
+
+__all__ = ["Catalog", "WorkerConfig", "create_app"]

@@ -150,6 +150,8 @@ def start_worker(
             "RECSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "RECSTREAM_REDIS_URL": redis_url,
             "RECSTREAM_WEB_PORT": str(free_port()),
+            # No model unless a test passes one: never pick up ./artifacts by accident.
+            "RECSTREAM_ARTIFACTS": str(tmp_path / "no-artifacts"),
             **names.env(),
             **extra_env,
         }

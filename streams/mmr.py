@@ -1,0 +1,60 @@
+"""Maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998): re-rank candidates so that
+each next pick trades relevance against similarity to what is already picked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def normalise_scores(scores: Sequence[float]) -> np.ndarray:
+    """Min-max to [0, 1] so that λ weighs relevance and similarity on the same scale."""
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.size == 0:
+        return arr
+    span = float(arr.max() - arr.min())
+    return np.ones_like(arr) if span == 0 else (arr - arr.min()) / span
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    """Pairwise cosine similarities ``[N, N]`` of ``[N, d]`` vectors (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1.0, norms)
+    return unit @ unit.T
+
+
+def category_matrix(categories: Sequence[str | None]) -> np.ndarray:
+    """1 where two candidates share a known category, else 0."""
+    n = len(categories)
+    sim = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            sim[i, j] = float(categories[i] is not None and categories[i] == categories[j])
+    return sim
+
+
+def mmr(relevance: Sequence[float], similarity: np.ndarray, k: int, lam: float) -> list[int]:
+    """Indices of ``k`` candidates in MMR order. ``lam`` = 1 is pure relevance, 0 pure diversity.
+
+    relevance: ``[N]`` scores (any scale); similarity: ``[N, N]``.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"MMR lambda must be in [0, 1], got {lam}")
+    rel = normalise_scores(relevance)
+    n = rel.size
+    if n == 0 or k <= 0:
+        return []
+    picked = [int(np.argmax(rel))]
+    # Highest similarity of every candidate to anything picked so far.
+    closest = similarity[picked[0]].astype(np.float64).copy()
+    available = np.ones(n, dtype=bool)
+    available[picked[0]] = False
+    while len(picked) < min(k, n):
+        gain = lam * rel - (1.0 - lam) * closest
+        gain[~available] = -np.inf
+        best = int(np.argmax(gain))
+        picked.append(best)
+        available[best] = False
+        closest = np.maximum(closest, similarity[best])
+    return picked

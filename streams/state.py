@@ -1,0 +1,91 @@
+"""A user's state and how one event changes it — pure functions, no Redis.
+
+The state is what the recommender needs and nothing more: the recent item sequence the model
+reads (bounded to the model's length L), the items to keep out of the list (seen, bought, skipped;
+bounded, most recent kept) and a per-category taste used for cold start. It serialises to one
+canonical JSON string, so "a replay changes nothing" can be checked byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from recstream.streams.records import Event
+
+# Bounds keep a very active user's state small; the oldest entries go first.
+MAX_SEEN = 2000
+MAX_CATEGORIES = 64
+
+
+@dataclass(frozen=True)
+class UserState:
+    sequence: tuple[str, ...] = ()  # items with positive weight, oldest first, at most L
+    seen: tuple[str, ...] = ()  # every item the user touched, most recent last, deduplicated
+    purchased: tuple[str, ...] = ()  # bought items, most recent last, deduplicated
+    categories: Mapping[str, float] = field(default_factory=dict)  # category → summed weight
+    events: int = 0
+
+    def exclude(self) -> frozenset[str]:
+        return frozenset(self.seen) | frozenset(self.purchased)
+
+    def to_json(self) -> str:
+        payload = {
+            "seq": list(self.sequence),
+            "seen": list(self.seen),
+            "bought": list(self.purchased),
+            "cats": dict(self.categories),
+            "n": self.events,
+        }
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | None) -> UserState:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(
+            sequence=tuple(data["seq"]),
+            seen=tuple(data["seen"]),
+            purchased=tuple(data["bought"]),
+            categories=dict(data["cats"]),
+            events=int(data["n"]),
+        )
+
+
+def _push(items: tuple[str, ...], item: str, limit: int) -> tuple[str, ...]:
+    """Move ``item`` to the most recent end of a deduplicated, bounded tuple."""
+    kept = (*(i for i in items if i != item), item)
+    return kept[-limit:]
+
+
+def apply_event(
+    state: UserState,
+    event: Event,
+    weights: Mapping[str, float],
+    max_len: int,
+    category: str | None = None,
+) -> UserState:
+    """The state after ``event``. A type of weight 0 (``skip`` by default) only hides the item."""
+    weight = weights.get(event.type, 0.0)
+    sequence = state.sequence
+    # A repeated click on the item just clicked adds no information to the sequence.
+    if weight > 0 and (not sequence or sequence[-1] != event.item_id):
+        sequence = (*sequence, event.item_id)[-max_len:]
+    categories = dict(state.categories)
+    if category is not None and weight > 0:
+        categories[category] = round(categories.get(category, 0.0) + weight, 6)
+        if len(categories) > MAX_CATEGORIES:
+            weakest = min(categories, key=lambda c: (categories[c], c))
+            del categories[weakest]
+    purchased = state.purchased
+    if event.type == "purchase":
+        purchased = _push(purchased, event.item_id, MAX_SEEN)
+    return UserState(
+        sequence=sequence,
+        seen=_push(state.seen, event.item_id, MAX_SEEN),
+        purchased=purchased,
+        categories=categories,
+        events=state.events + 1,
+    )

@@ -1,0 +1,55 @@
+"""The encoder → index → MMR composition, with exact fakes for the model and the index."""
+
+from __future__ import annotations
+
+from recstream.streams.recommender import ModelRecommender, NoModel, Request
+from recstream.streams.trending import decayed_increment, top_category
+from tests.fakes import ExactIndex, MeanEncoder, genre_world
+
+
+def recommender(lam: float = 1.0) -> ModelRecommender:
+    ids, vecs = genre_world()
+    return ModelRecommender(MeanEncoder(ids, vecs), ExactIndex(ids, vecs), 20, lam)
+
+
+def test_lists_follow_the_users_genre_and_skip_excluded_items() -> None:
+    rec = recommender()
+    history = ["g2-0", "g2-1"]
+    (items,) = rec.recommend([Request(history, set(history))], k=5)
+    assert len(items) == 5
+    assert all(i.startswith("g2-") for i, _ in items)
+    assert not {"g2-0", "g2-1"} & {i for i, _ in items}
+    scores = [s for _, s in items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unavailable_items_are_never_returned() -> None:
+    rec = recommender()
+    (items,) = rec.recommend([Request(["g1-0"], {"g1-0"})], 5, allowed=lambda i: i != "g1-1")
+    assert "g1-1" not in {i for i, _ in items}
+
+
+def test_users_without_known_items_get_an_empty_list_for_cold_start() -> None:
+    rec = recommender()
+    lists = rec.recommend([Request(["unknown"], set()), Request([], set())], k=3)
+    assert lists == [[], []]
+    assert NoModel().recommend([Request(["g1-0"], set())], 3) == [[]]
+
+
+def test_mmr_mixes_genres_when_asked() -> None:
+    ids, vecs = genre_world()
+    history = ["g0-0", "g1-0"]
+    for lam, expect_mixed in ((1.0, False), (0.3, True)):
+        rec = ModelRecommender(MeanEncoder(ids, vecs), ExactIndex(ids, vecs), 40, lam)
+        (items,) = rec.recommend([Request(history[:1], set(history))], k=6)
+        genres = {i.split("-")[0] for i, _ in items}
+        assert (len(genres) > 1) is expect_mixed
+
+
+def test_trending_decay_and_favourite_category() -> None:
+    hour = 3_600_000
+    old = decayed_increment(1.0, 0, 0, hour)
+    new = decayed_increment(1.0, 2 * hour, 0, hour)
+    assert new == 4 * old
+    assert top_category({"a": 1.0, "b": 3.0}) == "b"
+    assert top_category({}) is None

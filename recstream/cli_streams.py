@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(publish)
     app.command()(tail)
+    bench_app.command("stream")(bench_stream)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -202,3 +204,42 @@ def tail(
         pass
     finally:
         consumer.close()
+
+
+def bench_stream(
+    ctx: typer.Context,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Model artifact the worker serves (default: settings).")
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="Duration of each fixed-rate run.")] = 10.0,
+    rates: Annotated[
+        str, typer.Option(help="Comma-separated rates (events/s) to try above 1000/s.")
+    ] = "2000,3000,4000,5000,6000",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic load.")] = 0,
+) -> None:
+    """End-to-end events/s and latency of one worker on the real broker and Redis (JSON)."""
+    from recstream.artifacts import list_versions, resolve_version
+    from recstream.streams.bench import BenchPlan, run_bench
+
+    s = _settings(ctx)
+    root = artifacts or s.artifacts
+    if (root / "manifest.json").is_file() or list_versions(root):
+        version = resolve_version(root)
+        items = json.loads((version / "item_ids.json").read_text())
+        source = f"model {version}"
+    else:
+        items = [f"item-{n}" for n in range(3000)]
+        source = "no model: trending only"
+    plan = BenchPlan(
+        bootstrap=s.kafka_bootstrap,
+        redis_url=s.redis_url,
+        artifacts=root,
+        items=items,
+        ramp_rates=[float(r) for r in rates.split(",") if r.strip()],
+        seconds=seconds,
+        seed=seed,
+    )
+    print(f"bench stream: serving {source}, {len(items)} items", file=sys.stderr)
+    result = run_bench(plan)
+    result.update({"model": source, "seconds_per_rate": seconds, "cpus": os.cpu_count()})
+    print(json.dumps(result))

@@ -144,6 +144,8 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
         topic_partitions=config.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Without linger every list is its own produce request; 2 ms batches them at high rates.
+        producer_linger=0.002,
     )
     events = raw_topic(app, config.topic_events)
     items_topic = raw_topic(app, config.topic_items)

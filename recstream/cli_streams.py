@@ -83,6 +83,7 @@ def worker_config(s: Settings, max_len: int) -> WorkerConfig:
         redis_prefix=s.redis_prefix,
         limits=Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms),
         mmr_by_category=s.mmr_similarity == "category",
+        session_timeout_s=s.session_timeout_s,
         pipeline=PipelineConfig(
             k=s.top_k,
             max_len=max_len,

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # Partitions of the topics the worker creates when missing: the most workers one group can use.
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=16)
+    # How long a crashed worker keeps its partitions before the group hands them on.
+    session_timeout_s: float = Field(default=30.0, ge=6.0, le=300.0)
     # Micro-batches: at most this many events, waiting at most this long for the batch to fill.
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: float = Field(default=5.0, ge=0.0, le=10_000.0)

@@ -50,6 +50,7 @@ class WorkerConfig:
     limits: Limits = field(default_factory=Limits)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     catalog_refresh_s: float = 1.0
+    session_timeout_s: float = 30.0
     mmr_by_category: bool = False
 
 
@@ -144,6 +145,8 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
         topic_partitions=config.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         # Without linger every list is its own produce request; 2 ms batches them at high rates.
         producer_linger=0.002,
     )

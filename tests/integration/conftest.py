@@ -109,6 +109,7 @@ class Worker:
     """``recstream worker`` in a subprocess, logging to a file the test prints on failure."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
         self.log_path = log_path
         self._log = log_path.open("wb")
         exe = Path(sys.executable).with_name("recstream")
@@ -152,6 +153,7 @@ def start_worker(
             "RECSTREAM_WEB_PORT": str(free_port()),
             # No model unless a test passes one: never pick up ./artifacts by accident.
             "RECSTREAM_ARTIFACTS": str(tmp_path / "no-artifacts"),
+            "RECSTREAM_SESSION_TIMEOUT_S": "6",
             **names.env(),
             **extra_env,
         }

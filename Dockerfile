@@ -12,6 +12,7 @@ COPY recstream ./recstream
 COPY streams ./streams
 COPY model ./model
 COPY index ./index
+COPY scripts ./scripts
 RUN pip install ${PIP_EXTRA_ARGS} torch && pip install .
 
 RUN useradd --create-home recstream && mkdir -p /artifacts && chown recstream /artifacts

@@ -30,8 +30,8 @@ def test_compose_file_is_valid() -> None:
     compose("-q")
 
 
-def test_compose_declares_kafka_redis_and_worker() -> None:
-    assert set(compose("--services").split()) >= {"kafka", "redis", "worker"}
+def test_compose_declares_kafka_redis_trainer_and_worker() -> None:
+    assert set(compose("--services").split()) >= {"kafka", "redis", "trainer", "worker"}
     assert set(compose("--volumes").split()) >= {"redis-data", "kafka-data"}
     rendered = compose()
     assert "image: apache/kafka:" in rendered

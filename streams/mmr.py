@@ -3,7 +3,7 @@ each next pick trades relevance against similarity to what is already picked."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,27 +17,30 @@ def normalise_scores(scores: Sequence[float]) -> np.ndarray:
     return np.ones_like(arr) if span == 0 else (arr - arr.min()) / span
 
 
-def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
-    """Pairwise cosine similarities ``[N, N]`` of ``[N, d]`` vectors (zero rows stay zero)."""
+# Similarity of candidate i to every candidate, [N]; MMR needs only the rows of picked items,
+# so k rows instead of an N×N matrix (also keeps BLAS on single matrix-vector products).
+SimilarityRows = Callable[[int], np.ndarray]
+
+
+def cosine_rows(vectors: np.ndarray) -> SimilarityRows:
+    """Cosine similarity rows for ``[N, d]`` candidate vectors (zero vectors are similar to
+    nothing)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.where(norms == 0, 1.0, norms)
-    return unit @ unit.T
+    unit = (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float64)
+    return lambda i: unit @ unit[i]
 
 
-def category_matrix(categories: Sequence[str | None]) -> np.ndarray:
+def category_rows(categories: Sequence[str | None]) -> SimilarityRows:
     """1 where two candidates share a known category, else 0."""
-    n = len(categories)
-    sim = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            sim[i, j] = float(categories[i] is not None and categories[i] == categories[j])
-    return sim
+    codes = {c: n for n, c in enumerate(sorted({c for c in categories if c is not None}))}
+    arr = np.array([codes.get(c, -1) if c is not None else -1 for c in categories])
+    return lambda i: ((arr == arr[i]) & (arr[i] >= 0)).astype(np.float64)
 
 
-def mmr(relevance: Sequence[float], similarity: np.ndarray, k: int, lam: float) -> list[int]:
+def mmr(relevance: Sequence[float], similarity: SimilarityRows, k: int, lam: float) -> list[int]:
     """Indices of ``k`` candidates in MMR order. ``lam`` = 1 is pure relevance, 0 pure diversity.
 
-    relevance: ``[N]`` scores (any scale); similarity: ``[N, N]``.
+    relevance: ``[N]`` scores (any scale); similarity: row function, see :data:`SimilarityRows`.
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"MMR lambda must be in [0, 1], got {lam}")
@@ -47,7 +50,7 @@ def mmr(relevance: Sequence[float], similarity: np.ndarray, k: int, lam: float) 
         return []
     picked = [int(np.argmax(rel))]
     # Highest similarity of every candidate to anything picked so far.
-    closest = similarity[picked[0]].astype(np.float64).copy()
+    closest = similarity(picked[0]).copy()
     available = np.ones(n, dtype=bool)
     available[picked[0]] = False
     while len(picked) < min(k, n):
@@ -56,5 +59,5 @@ def mmr(relevance: Sequence[float], similarity: np.ndarray, k: int, lam: float) 
         best = int(np.argmax(gain))
         picked.append(best)
         available[best] = False
-        closest = np.maximum(closest, similarity[best])
+        closest = np.maximum(closest, similarity(best))
     return picked

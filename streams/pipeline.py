@@ -64,8 +64,11 @@ class Pipeline:
     async def process(self, batch: Sequence[Valid]) -> list[Recommendation]:
         snapshot = await self._read(batch)
         states, applied, after = self._apply(batch, snapshot)
-        requests = [Request(s.sequence, s.exclude()) for s in after]
-        lists = self.recommender.recommend(requests, self.config.k, self.catalog.available)
+        # Unavailable items join each user's exclusions: the index drops those by row number,
+        # which is far cheaper than a per-candidate availability callback.
+        unavailable = self.catalog.unavailable
+        requests = [Request(s.sequence, s.exclude() | unavailable) for s in after]
+        lists = self.recommender.recommend(requests, self.config.k)
         lists = await self._fill_cold(lists, after)
         recs = [self._record(v, items) for v, items in zip(batch, lists, strict=True)]
         await self._write(batch, states, applied, recs)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recstream.streams.mmr import category_matrix, cosine_matrix, mmr
+from recstream.streams.mmr import category_rows, cosine_rows, mmr
 
 Scored = list[tuple[str, float]]
 
@@ -54,14 +54,13 @@ class Recommender(Protocol):
     @property
     def max_len(self) -> int: ...
 
-    def recommend(
-        self, requests: Sequence[Request], k: int, allowed: Callable[[str], bool] | None = None
-    ) -> list[Scored]: ...
+    def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]: ...
 
 
 @dataclass(frozen=True)
 class Request:
-    """One list to make: the user's recent items and what must not be shown."""
+    """One list to make: the user's recent items and what must not be shown (seen, bought,
+    unavailable)."""
 
     history: Sequence[str]
     exclude: Collection[str]
@@ -92,9 +91,7 @@ class ModelRecommender:
     def max_len(self) -> int:
         return self.encoder.max_len
 
-    def recommend(
-        self, requests: Sequence[Request], k: int, allowed: Callable[[str], bool] | None = None
-    ) -> list[Scored]:
+    def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]:
         """One list per request, best first; an empty list for a request without usable
         history (the caller falls back to trending items)."""
         known = self.encoder.known_counts([r.history for r in requests])
@@ -105,7 +102,7 @@ class ModelRecommender:
         vectors = self.encoder.encode([requests[i].history for i in warm])
         pool = max(k, self.candidates)
         exclude = [requests[i].exclude for i in warm]
-        ids, scores = self.index.search(vectors, pool, exclude=exclude, allowed=allowed)
+        ids, scores = self.index.search(vectors, pool, exclude=exclude)
         for row, i in enumerate(warm):
             lists[i] = self._diversify(ids[row], scores[row], k)
         return lists
@@ -114,9 +111,9 @@ class ModelRecommender:
         if self.mmr_lambda >= 1.0 or len(ids) <= 1:
             return list(zip(ids[:k], scores[:k], strict=True))
         if self.category_of is not None:
-            similarity = category_matrix([self.category_of(i) for i in ids])
+            similarity = category_rows([self.category_of(i) for i in ids])
         else:
-            similarity = cosine_matrix(self.index.vectors(ids))
+            similarity = cosine_rows(self.index.vectors(ids))
         order = mmr(scores, similarity, k, self.mmr_lambda)
         return [(ids[j], scores[j]) for j in order]
 
@@ -127,7 +124,5 @@ class NoModel:
     version = "none"
     max_len = 200
 
-    def recommend(
-        self, requests: Sequence[Request], k: int, allowed: Callable[[str], bool] | None = None
-    ) -> list[Scored]:
+    def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]:
         return [[] for _ in requests]

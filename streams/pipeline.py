@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline as RedisPipeline
 
 from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
@@ -146,10 +145,12 @@ class Pipeline:
         return out
 
     def _record(self, v: Valid, items: Scored) -> Recommendation:
-        return Recommendation(
+        # model_construct: every field is built right here from validated values, so the
+        # per-field validation would only cost time on the hot path.
+        return Recommendation.model_construct(
             rec_id=uuid.uuid4().hex,
             user_id=v.event.user_id,
-            items=[RecItem(item_id=i, score=float(s)) for i, s in items],
+            items=[RecItem.model_construct(item_id=i, score=float(s)) for i, s in items],
             model_version=self.recommender.version,
             source=v.source,
             event_ts=v.event.ts,
@@ -163,38 +164,48 @@ class Pipeline:
         applied: list[Valid],
         recs: list[Recommendation],
     ) -> None:
+        """Everything the batch changes, in one MULTI with few commands (a command costs more
+        in redis-py than the bytes it carries, so values are grouped into MSETs)."""
         marks: dict[tuple[str, int], int] = {}
         for v in batch:
             key = (v.source.topic, v.source.partition)
             marks[key] = max(marks.get(key, -1), v.source.offset)
         changed = {v.event.user_id for v in applied}
+        values = {self.keys.state(u): states[u].to_json() for u in sorted(changed)}
+        values.update({self.keys.recs(rec.user_id): rec.model_dump_json() for rec in recs})
         async with self.redis.pipeline(transaction=True) as pipe:
-            for user in sorted(changed):
-                pipe.set(self.keys.state(user), states[user].to_json())
+            if values:
+                pipe.mset(values)
+            for (zset, item), inc in self._trending_increments(applied).items():
+                pipe.zincrby(zset, inc, item)
             for v in applied:
-                self._count_trending(pipe, v)
                 if v.event.event_id is not None:
                     pipe.set(self.keys.event_id(v.event.event_id), 1, ex=self.config.event_id_ttl_s)
             for (topic, part), offset in marks.items():
                 # GREATEST semantics: never move a watermark backwards on a replay.
                 pipe.eval(_MAX_SCRIPT, 1, self.keys.watermark(topic, part), offset)
-            for rec in recs:
-                pipe.set(self.keys.recs(rec.user_id), rec.model_dump_json())
             pipe.hincrby(self.keys.stats(), "valid", len(batch))
             pipe.hincrby(self.keys.stats(), "applied", len(applied))
             await pipe.execute()
 
-    def _count_trending(self, pipe: RedisPipeline, v: Valid) -> None:
-        weight = self.config.weights.get(v.event.type, 0.0)
-        if weight <= 0:
-            return
-        inc = decayed_increment(
-            weight, v.event.ts, TRENDING_ANCHOR_MS, self.config.trending_half_life_ms
-        )
-        pipe.zincrby(self.keys.trending(), inc, v.event.item_id)
-        category = self.catalog.category(v.event.item_id)
-        if category is not None:
-            pipe.zincrby(self.keys.trending(category), inc, v.event.item_id)
+    def _trending_increments(self, applied: list[Valid]) -> dict[tuple[str, str], float]:
+        """Summed decayed weights per (sorted set, item) for the batch's applied events."""
+        totals: dict[tuple[str, str], float] = {}
+        for v in applied:
+            weight = self.config.weights.get(v.event.type, 0.0)
+            if weight <= 0:
+                continue
+            inc = decayed_increment(
+                weight, v.event.ts, TRENDING_ANCHOR_MS, self.config.trending_half_life_ms
+            )
+            item = v.event.item_id
+            targets = [self.keys.trending()]
+            category = self.catalog.category(item)
+            if category is not None:
+                targets.append(self.keys.trending(category))
+            for key in targets:
+                totals[key, item] = totals.get((key, item), 0.0) + inc
+        return totals
 
 
 _MAX_SCRIPT = """

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recstream.streams.mmr import category_rows, cosine_rows, mmr
+from recstream.streams.mmr import mmr_batch, one_hot
 
 Scored = list[tuple[str, float]]
 
@@ -103,19 +103,37 @@ class ModelRecommender:
         pool = max(k, self.candidates)
         exclude = [requests[i].exclude for i in warm]
         ids, scores = self.index.search(vectors, pool, exclude=exclude)
-        for row, i in enumerate(warm):
-            lists[i] = self._diversify(ids[row], scores[row], k)
+        for i, items in zip(warm, self._diversify(ids, scores, k), strict=True):
+            lists[i] = items
         return lists
 
-    def _diversify(self, ids: list[str], scores: list[float], k: int) -> Scored:
-        if self.mmr_lambda >= 1.0 or len(ids) <= 1:
-            return list(zip(ids[:k], scores[:k], strict=True))
+    def _diversify(self, ids: list[list[str]], scores: list[list[float]], k: int) -> list[Scored]:
+        """MMR over every row at once; rows are padded to the longest candidate list."""
+        if self.mmr_lambda >= 1.0:
+            return [list(zip(r[:k], s[:k], strict=True)) for r, s in zip(ids, scores, strict=True)]
+        width = max((len(r) for r in ids), default=0)
+        rel = np.full((len(ids), width), -np.inf)
+        for b, row in enumerate(scores):
+            rel[b, : len(row)] = row
+        features = self._features(ids, width)
+        orders = mmr_batch(rel, features, k, self.mmr_lambda)
+        return [
+            [(r[j], s[j]) for j in order] for r, s, order in zip(ids, scores, orders, strict=True)
+        ]
+
+    def _features(self, ids: list[list[str]], width: int) -> np.ndarray:
+        """``[B, width, F]`` similarity features; padding slots are zero."""
+        flat = [item for row in ids for item in row]
         if self.category_of is not None:
-            similarity = category_rows([self.category_of(i) for i in ids])
+            table = one_hot([self.category_of(i) for i in flat])
         else:
-            similarity = cosine_rows(self.index.vectors(ids))
-        order = mmr(scores, similarity, k, self.mmr_lambda)
-        return [(ids[j], scores[j]) for j in order]
+            table = self.index.vectors(flat)
+        out = np.zeros((len(ids), width, table.shape[1]), dtype=np.float32)
+        start = 0
+        for b, row in enumerate(ids):
+            out[b, : len(row)] = table[start : start + len(row)]
+            start += len(row)
+        return out
 
 
 class NoModel:

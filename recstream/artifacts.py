@@ -114,6 +114,9 @@ def staging_dir(root: Path) -> Path:
 
 def publish_version(root: Path, staged: Path) -> Path:
     """Atomically rename a staged directory to the next free ``v<N>``; returns the new path."""
+    # mkdtemp made it private (0700); a published version must be readable by a worker that
+    # runs as another user (e.g. in a container sharing the volume).
+    os.chmod(staged, 0o755)
     while True:
         versions = list_versions(root)
         number = (version_number(versions[-1]) or 0) + 1 if versions else 1

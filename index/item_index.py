@@ -1,0 +1,107 @@
+"""``ItemIndex``: the object streams/ searches — top-k item ids and scores for user vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recstream.index.filters import Allowed, row_filters
+from recstream.index.info import IndexInfo
+from recstream.index.inputs import Metric, check_k, check_matrix
+from recstream.index.search import SearchCore, search_rows
+from recstream.index.space import prepare_queries
+
+
+class ItemIndex:
+    """Searchable item embeddings. Thread-safe for concurrent searches; never mutated."""
+
+    def __init__(
+        self, core: SearchCore, embeddings: np.ndarray, info: IndexInfo, version: str | None = None
+    ) -> None:
+        self.core = core
+        self.info = info
+        self._embeddings = embeddings
+        self._version = version
+
+    @property
+    def item_ids(self) -> Sequence[str]:
+        """Item ids in embedding-row order."""
+        return self.core.item_ids
+
+    @property
+    def dim(self) -> int:
+        return self.info.d
+
+    @property
+    def version(self) -> str | None:
+        """Artifact version directory name (``"v3"``) when loaded from disk, else None."""
+        return self._version
+
+    @property
+    def metric(self) -> Metric:
+        return self.info.metric
+
+    def __len__(self) -> int:
+        return self.info.n_items
+
+    def __repr__(self) -> str:
+        info = self.info
+        knob = f", {info.search_param}={info.search_value}" if info.search_param else ""
+        return f"ItemIndex({info.factory!r}, {info.metric}, n={info.n_items}, d={info.d}{knob})"
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Sequence[Collection[str] | None] | None = None,
+        allowed: Allowed | Sequence[Allowed | None] | None = None,
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Top-``k`` items for each user vector, best first.
+
+        ``vectors``: float32 ``[B, d]``. ``exclude``: per row, item ids never to return (or
+        None). ``allowed``: None, one set of item ids / predicate ``item_id -> bool`` for the
+        whole batch, or a list of those (or None) per row — see ``recstream.index.filters``.
+        Returns ``(ids, scores)``, each a list of ``B`` lists; a row has exactly ``k`` entries
+        when the catalogue has ``k`` eligible items, else all of them. Scores are the exact
+        inner products (cosine similarities for ``metric="cosine"``).
+        """
+        k = check_k(k)
+        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
+        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
+        hits = search_rows(self.core, queries, k, filters)
+        ids = self.core.item_ids
+        return [[ids[r] for r in rows] for rows, _ in hits], [s.tolist() for _, s in hits]
+
+    def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Embedding rows ``[len(item_ids), d]`` (as the model produced them) for these ids."""
+        if isinstance(item_ids, str):
+            raise ValueError("vectors() takes a sequence of item ids, got one string")
+        missing = [i for i in item_ids if i not in self.core.row_of]
+        if missing:
+            raise ValueError(f"{len(missing)} unknown item ids, e.g. {missing[0]!r}")
+        rows = np.fromiter((self.core.row_of[i] for i in item_ids), dtype=np.int64)
+        return np.asarray(self._embeddings[rows], dtype=np.float32).reshape(len(rows), self.dim)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """All embedding rows ``[n_items, d]``, read-only view."""
+        view = self._embeddings.view()
+        view.flags.writeable = False
+        return view
+
+    @classmethod
+    def load(cls, path: Path | str, *, threads: int = 1) -> ItemIndex:
+        """Load and verify the index of an artifact version (or the newest under a root)."""
+        from recstream.index.artifact import read_parts  # artifact imports this module
+
+        core, embeddings, info, version = read_parts(Path(path), threads)
+        return cls(core, embeddings, info, version)
+
+    def save(self, version_dir: Path | str, *, force: bool = False) -> Path:
+        """Publish this index into a model version directory; see ``recstream.index.save``."""
+        from recstream.index.artifact import write_parts  # artifact imports this module
+
+        parts = (self.core.index, self.info, self.embeddings, self.item_ids)
+        return write_parts(*parts, Path(version_dir), force)

@@ -15,7 +15,11 @@ app.add_typer(bench_app, name="bench")
 
 # Each module defines `register(app, bench_app)` and adds its commands; they live beside
 # the room they drive so this file stays a table of contents.
-_COMMAND_MODULES = ("recstream.cli_streams",)
+_COMMAND_MODULES = (
+    "recstream.cli_streams",
+    "recstream.cli_index",
+    "recstream.cli_model",
+)
 
 
 @app.callback()

@@ -1,0 +1,89 @@
+"""Hyper-parameters: the model's (saved as ``config.json`` beside the weights) and training's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("ce", "sampled", "gbce")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a SASRec model. ``n_items`` excludes the padding index 0; training sets it
+    from the data's vocabulary, so leave it 0 there."""
+
+    n_items: int = 0
+    max_len: int = 100
+    dim: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.n_items < 0:
+            raise ValueError(f"n_items={self.n_items} must be >= 0")
+        _positive(max_len=self.max_len, dim=self.dim)
+        _positive(n_layers=self.n_layers, n_heads=self.n_heads)
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim={self.dim} must be a multiple of n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelConfig:
+        return cls.from_dict(json.loads(path.read_text()))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}; expected {sorted(names)}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, loss, stopping. Recorded in ``metrics.json``."""
+
+    epochs: int = 36
+    batch_size: int = 128
+    lr: float = 2e-3
+    # Cosine decay from lr to 0 over `epochs`: most of a long run's gain in a short budget.
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    negatives: int = 256  # for the sampled and gbce losses
+    gbce_t: float = 0.75  # gSASRec's calibration parameter
+    # Train on all of each user's history in max_len windows, not only the newest window.
+    full_history: bool = True
+    eval_every: int = 2  # epochs between validations
+    patience: int = 5  # validations without improvement before stopping
+    eval_users: int = 0  # validate on this many users (0 = all)
+    time_budget_s: float = 0.0  # stop after this much training time (0 = no limit)
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} unknown; expected one of {', '.join(LOSSES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} unknown; expected one of {SCHEDULES}")
+        _positive(epochs=self.epochs, batch_size=self.batch_size, negatives=self.negatives)
+        _positive(eval_every=self.eval_every, patience=self.patience, threads=self.threads)
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name}={value} must be a positive integer")

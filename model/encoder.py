@@ -1,0 +1,107 @@
+"""The streams-facing encoder: item-id histories in, float32 user vectors out.
+
+A user's score for item i is ``encode([history])[0] @ item_embeddings()[i]``, exactly the
+model's own score, so an inner-product index over ``item_embeddings()`` ranks as the model does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
+
+GROUP = 16  # users per forward pass inside one encode() call
+
+
+class Encoder:
+    """A loaded, checksum-verified model in inference mode. Build it with :meth:`load`."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self._loaded = loaded
+        self._model = loaded.model.eval()
+        self._index = {item: i + 1 for i, item in enumerate(loaded.item_ids)}
+        self._max_len = loaded.config.max_len
+        embeddings = np.load(loaded.path / EMBEDDINGS, allow_pickle=False)
+        self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+
+    @classmethod
+    def load(cls, version_dir: Path, threads: int = 1) -> Encoder:
+        """Verify and load an artifact (root or version dir); sets torch's thread count."""
+        if threads < 1:
+            raise ValueError(f"threads={threads} must be >= 1")
+        torch.set_num_threads(threads)  # process-wide: streams encode on one thread by default
+        return cls(load_artifact(Path(version_dir)))
+
+    @property
+    def version(self) -> str:
+        """The artifact version directory's name, e.g. ``v3``."""
+        return self._loaded.path.name
+
+    @property
+    def max_len(self) -> int:
+        return self._max_len
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The artifact's ``metrics.json`` (training figures, config, dataset)."""
+        return self._loaded.metrics
+
+    @property
+    def dim(self) -> int:
+        return self._loaded.config.dim
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._loaded.item_ids
+
+    def item_embeddings(self) -> np.ndarray:
+        """float32 [n_items, dim]; row i belongs to ``item_ids[i]``."""
+        return self._embeddings
+
+    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """How many of each user's items the model knows, [B] int64 (0 means cold start)."""
+        return np.array([sum(i in self._index for i in s) for s in sequences], dtype=np.int64)
+
+    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """[B] bool: False where ``encode`` returns a zero vector (nothing known)."""
+        return self.known_counts(sequences) > 0
+
+    def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """User vectors [B, dim] float32 from item-id histories, oldest first.
+
+        Unknown ids are skipped, only the last ``max_len`` known items count, and a user
+        with no known item gets a zero vector (see :meth:`has_history`).
+        """
+        rows = [self._indices(s) for s in sequences]
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        known = sorted((r for r, seq in enumerate(rows) if seq), key=lambda r: len(rows[r]))
+        # Similar lengths share a forward pass: padding to the longest in a group is cheap,
+        # and padding never changes a row's result.
+        for start in range(0, len(known), GROUP):
+            group = known[start : start + GROUP]
+            out[group] = self._forward([rows[r] for r in group])
+        return out
+
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        batch = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+        for row, indices in enumerate(rows):
+            batch[row, : len(indices)] = indices  # right-padded, as in training
+        with torch.inference_mode():
+            return self._model.user_vectors(torch.from_numpy(batch)).numpy()  # [b, dim]
+
+    def _indices(self, sequence: Sequence[str]) -> list[int]:
+        # Walk back from the newest item: long histories cost max_len lookups, not their length.
+        found: list[int] = []
+        for item in reversed(sequence):
+            index = self._index.get(item)
+            if index is not None:
+                found.append(index)
+                if len(found) == self._max_len:
+                    break
+        found.reverse()
+        return found

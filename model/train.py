@@ -1,0 +1,265 @@
+"""Training: next-item loss on every position, validation NDCG@10, early stopping, checkpoints.
+
+Epoch ``e`` draws its shuffling and dropout from ``seed`` and ``e`` alone, so a run resumed
+from a checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from recstream.model.config import ModelConfig, TrainConfig
+from recstream.model.data import Interactions
+from recstream.model.evaluate import evaluation_task, masked_ndcg_hr, model_scores
+from recstream.model.losses import next_item_loss
+from recstream.model.sasrec import SASRec
+from recstream.model.sequences import (
+    Split,
+    Vocabulary,
+    build_sequences,
+    leave_one_out,
+    training_batch,
+    training_windows,
+)
+from recstream.settings import DEFAULT_EVENT_WEIGHTS
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class Trained:
+    """A trained model with everything needed to export and evaluate it."""
+
+    model: SASRec
+    model_config: ModelConfig
+    train_config: TrainConfig
+    vocab: Vocabulary
+    split: Split
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_ndcg: float = -1.0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    stopped: str = ""
+
+
+def train(
+    interactions: Interactions,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    event_weights: Mapping[str, float] = DEFAULT_EVENT_WEIGHTS,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Trained:
+    """Train SASRec on ``interactions`` with a leave-one-out split; returns the best epoch's model.
+
+    (A warm start from an existing artifact would load its weights into the model built here,
+    mapping its item rows through its ``item_ids``; not implemented yet.)
+    """
+    sequences = build_sequences(interactions, event_weights)
+    if len(sequences.vocab) == 0:
+        raise ValueError("no interactions left to train on (all event types weighted 0?)")
+    split = leave_one_out(sequences)
+    config = dataclasses.replace(model_config or ModelConfig(), n_items=len(sequences.vocab))
+    schedule = train_config or TrainConfig()
+    torch.set_num_threads(schedule.threads)
+    torch.manual_seed(schedule.seed)  # the initial weights
+    run = Trained(SASRec(config), config, schedule, sequences.vocab, split)
+    _fit(run, checkpoint_dir, resume, progress)
+    return run
+
+
+def _fit(run: Trained, checkpoint_dir: Path | None, resume: bool, progress: bool) -> None:
+    tc = run.train_config
+    optim = torch.optim.Adam(run.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    best, bad = copy.deepcopy(run.model.state_dict()), 0
+    if resume and path and path.is_file():
+        best, bad = _load_checkpoint(path, run, optim)
+    task = evaluation_task(run.split, "valid", run.model_config.n_items, tc.eval_users)
+    while run.epochs_run < tc.epochs and not run.stopped:
+        started = time.perf_counter()
+        loss = _train_epoch(run, optim, progress)
+        record: dict[str, float] = {"epoch": run.epochs_run + 1, "loss": loss}
+        run.epochs_run += 1
+        if run.epochs_run % tc.eval_every == 0 or run.epochs_run == tc.epochs:
+            ndcg, hr = masked_ndcg_hr(model_scores(run.model, task.inputs), task)
+            record |= {"valid_ndcg@10": ndcg, "valid_hr@10": hr}
+            best, bad = _track_best(run, ndcg, best, bad)
+        elapsed = time.perf_counter() - started
+        run.train_seconds += elapsed
+        run.history.append(record | {"seconds": elapsed})
+        log.info("epoch %s", json.dumps(run.history[-1]))
+        _check_budget(run, elapsed)
+        if path and "valid_ndcg@10" in record:
+            _save_checkpoint(path, run, optim, best, bad)
+    run.model.load_state_dict(best)
+    run.stopped = run.stopped or "max epochs"
+
+
+def _train_epoch(run: Trained, optim: torch.optim.Optimizer, progress: bool) -> float:
+    tc, epoch = run.train_config, run.epochs_run
+    rng = np.random.default_rng([tc.seed, epoch])
+    generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
+    torch.manual_seed(tc.seed * 1_000_003 + epoch)  # dropout
+    max_len = run.model_config.max_len
+    windows = training_windows(run.split.train, run.split.train_weights, max_len, tc.full_history)
+    batches = _length_buckets([len(w) for w in windows[0]], tc.batch_size, rng)
+    run.model.train()
+    total, count = 0.0, 0
+    with _progress_bar(progress) as bar:
+        task = bar.add_task(f"epoch {epoch + 1}", total=len(batches))
+        for step, rows in enumerate(batches):
+            _set_learning_rate(optim, tc, epoch + step / len(batches))
+            items = [windows[0][r] for r in rows]
+            weights = [windows[1][r] for r in rows]
+            loss = _train_step(run, optim, items, weights, generator)
+            total, count = total + loss, count + 1
+            bar.update(task, advance=1, description=f"epoch {epoch + 1} loss {total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _set_learning_rate(optim: torch.optim.Optimizer, tc: TrainConfig, epoch: float) -> None:
+    # A pure function of the (fractional) epoch, so a resumed run needs no scheduler state.
+    lr = tc.lr
+    if tc.schedule == "cosine":
+        lr *= 0.5 * (1.0 + math.cos(math.pi * min(epoch / tc.epochs, 1.0)))
+    for group in optim.param_groups:
+        group["lr"] = lr
+
+
+def _length_buckets(
+    lengths: list[int], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Shuffled batches of windows of similar length: padding to the longest is cheap.
+
+    The jitter on the sort key keeps batch composition changing from epoch to epoch.
+    """
+    jitter = rng.uniform(0, 0.1 * max(lengths, default=1), len(lengths))
+    order = np.argsort(np.array(lengths, dtype=np.float64) + jitter)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _train_step(
+    run: Trained,
+    optim: torch.optim.Optimizer,
+    items: list[np.ndarray],
+    weights: list[np.ndarray],
+    generator: torch.Generator,
+) -> float:
+    inputs, targets, target_weights = training_batch(items, weights, run.model_config.max_len)
+    hidden = run.model(inputs)  # [B, T, D]
+    real = targets != 0  # [B, T]; logits only where there is a next item
+    tc = run.train_config
+    loss = next_item_loss(
+        tc.loss,
+        hidden[real],  # [N, D]
+        run.model.item_embeddings(),
+        targets[real] - 1,
+        target_weights[real],
+        negatives=tc.negatives,
+        gbce_t=tc.gbce_t,
+        generator=generator,
+    )
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    return float(loss.detach())
+
+
+def _track_best(
+    run: Trained, ndcg: float, best: dict[str, Any], bad: int
+) -> tuple[dict[str, Any], int]:
+    if ndcg > run.best_ndcg:
+        run.best_ndcg, run.best_epoch = ndcg, run.epochs_run
+        return copy.deepcopy(run.model.state_dict()), 0
+    if bad + 1 >= run.train_config.patience:
+        run.stopped = f"early stop: no better validation NDCG@10 for {bad + 1} validations"
+    return best, bad + 1
+
+
+def _check_budget(run: Trained, last_epoch_s: float) -> None:
+    budget = run.train_config.time_budget_s
+    # Stop before an epoch that would overrun the budget, not after.
+    if budget and not run.stopped and run.train_seconds + last_epoch_s > budget:
+        run.stopped = f"time budget of {budget:.0f} s reached"
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def _fingerprint(run: Trained) -> str:
+    configs = [dataclasses.asdict(run.model_config), dataclasses.asdict(run.train_config)]
+    configs[1].pop("time_budget_s")  # may change on resume, as may a constant rate's epochs
+    if run.train_config.schedule == "constant":
+        configs[1].pop("epochs")
+    lengths = sum(len(s) for s in run.split.train)
+    return json.dumps([configs, len(run.vocab), lengths, run.vocab.item_ids[:50]])
+
+
+def _save_checkpoint(
+    path: Path, run: Trained, optim: torch.optim.Optimizer, best: dict[str, Any], bad: int
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": run.model.state_dict(),
+        "optim": optim.state_dict(),
+        "best": best,
+        "bad": bad,
+        "progress": json.dumps(_progress_state(run)),
+        "fingerprint": _fingerprint(run),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _progress_state(run: Trained) -> dict[str, Any]:
+    keys = ("history", "best_epoch", "best_ndcg", "epochs_run", "train_seconds", "stopped")
+    return {k: getattr(run, k) for k in keys}
+
+
+def _load_checkpoint(
+    path: Path, run: Trained, optim: torch.optim.Optimizer
+) -> tuple[dict[str, Any], int]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+    if payload.get("fingerprint") != _fingerprint(run):
+        raise ValueError(
+            f"{path}: checkpoint is from a different dataset or configuration; "
+            "start without --resume or use another --checkpoint-dir"
+        )
+    run.model.load_state_dict(payload["model"])
+    optim.load_state_dict(payload["optim"])
+    for key, value in json.loads(payload["progress"]).items():
+        setattr(run, key, value)
+    run.stopped = ""  # a resumed run may have a larger epoch or time budget
+    log.info("resumed from %s after epoch %d", path, run.epochs_run)
+    return payload["best"], int(payload["bad"])

@@ -1,0 +1,255 @@
+"""CLI commands around the model: ``train``, ``evaluate`` and ``bench model``.
+
+torch is imported inside the commands: this module is imported for every command,
+the stream worker's included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from recstream.model.data import Interactions
+
+log = logging.getLogger("recstream.cli_model")
+
+DatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", help="ml-1m or ml-100k (with --data-dir).")
+]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Directory of the dataset.")]
+DataFileOpt = Annotated[
+    Path | None, typer.Option("--data", help="A CSV/TSV/Parquet file: user,item[,ts,type].")
+]
+ArtifactsOpt = Annotated[
+    Path | None,
+    typer.Option(help="Artifact root (newest version) or one version dir [RECSTREAM_ARTIFACTS]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    bench_app.command("model")(bench_model)
+
+
+def train(
+    ctx: typer.Context,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    data: DataFileOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Artifact root [RECSTREAM_ARTIFACTS].")] = None,
+    max_len: Annotated[int, typer.Option(help="Items of history the model reads (L).")] = 100,
+    dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
+    layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
+    heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
+    loss: Annotated[str, typer.Option(help="ce (full softmax), sampled or gbce.")] = "ce",
+    negatives: Annotated[int, typer.Option(help="Negatives for sampled/gbce.")] = 256,
+    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule's length).")] = 36,
+    batch_size: Annotated[int, typer.Option(help="Users per batch.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = 2e-3,
+    schedule: Annotated[str, typer.Option(help="cosine (decay to 0) or constant.")] = "cosine",
+    full_history: Annotated[
+        bool,
+        typer.Option(
+            "--full-history/--newest-only",
+            help="Train on all of each history in max-len windows, or the newest window only.",
+        ),
+    ] = True,
+    eval_every: Annotated[int, typer.Option(help="Epochs between validations.")] = 2,
+    patience: Annotated[int, typer.Option(help="Validations without gain before stopping.")] = 5,
+    eval_users: Annotated[int, typer.Option(help="Validate on this many users (0 = all).")] = 0,
+    time_budget: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 25.0,
+    threads: Annotated[int, typer.Option(help="torch threads (2 on a 2-core machine).")] = 2,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Where checkpoints go [<out>/checkpoints/<dataset>].")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint if any.")] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train SASRec on a dataset and publish a versioned artifact directory."""
+    from recstream.cli import settings_of
+    from recstream.model.artifact import save_artifact
+    from recstream.model.config import ModelConfig, TrainConfig
+    from recstream.model.train import train as train_model
+
+    _log_to_stderr()
+    settings = settings_of(ctx)
+    name, path = _required_source(dataset, data_dir, data)
+    root = out or settings.artifacts
+    try:
+        model_config = ModelConfig(
+            max_len=max_len, dim=dim, n_layers=layers, n_heads=heads, dropout=dropout
+        )
+        train_config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            schedule=schedule,
+            loss=loss,
+            negatives=negatives,
+            full_history=full_history,
+            eval_every=eval_every,
+            patience=patience,
+            eval_users=eval_users,
+            time_budget_s=time_budget * 60.0,
+            threads=threads,
+            seed=seed,
+        )
+        interactions = _load(name, path)
+        trained = train_model(
+            interactions,
+            model_config,
+            train_config,
+            event_weights=settings.event_weights,
+            checkpoint_dir=checkpoint_dir or root / "checkpoints" / name,
+            resume=resume,
+            progress=progress,
+        )
+        description = _describe(name, path, interactions, trained, settings.event_weights)
+        version = save_artifact(trained, root, description)
+    except ValueError as exc:
+        _fail(exc)
+    summary = {
+        "version": version.name,
+        "path": str(version),
+        "epochs": trained.epochs_run,
+        "best_epoch": trained.best_epoch,
+        "valid_ndcg@10": trained.best_ndcg,
+        "train_seconds": round(trained.train_seconds, 1),
+        "stopped": trained.stopped,
+    }
+    print(json.dumps(summary) if as_json else f"{version}: {json.dumps(summary)}")
+
+
+def evaluate(
+    ctx: typer.Context,
+    artifacts: ArtifactsOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    data: DataFileOpt = None,
+    split: Annotated[str, typer.Option(help="test (last item) or valid.")] = "test",
+    users: Annotated[int, typer.Option(help="Evaluate the first N users only (0 = all).")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for the 100 sampled negatives.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave-one-out evaluation of an artifact against the most-popular baseline."""
+    import torch
+
+    from recstream.artifacts import ArtifactError
+    from recstream.cli import settings_of
+    from recstream.model.artifact import load_artifact
+    from recstream.model.report import evaluate_artifact, load_for_artifact
+
+    _log_to_stderr()
+    settings = settings_of(ctx)
+    torch.set_num_threads(threads)
+    name, path = _data_source(dataset, data_dir, data, required=False)
+    try:
+        loaded = load_artifact(artifacts or settings.artifacts)
+        interactions, genres = load_for_artifact(loaded, name, path)
+        report = evaluate_artifact(
+            loaded, interactions, event_weights=settings.event_weights, genres=genres,
+            split=split, users=users, seed=seed,
+        )  # fmt: skip
+    except (ArtifactError, ValueError) as exc:
+        _fail(exc)
+    print(json.dumps(report) if as_json else _table(report))
+
+
+def bench_model(
+    ctx: typer.Context,
+    artifacts: ArtifactsOpt = None,
+    threads: Annotated[int, typer.Option(help="torch threads for encoding.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed calls per batch size.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
+) -> None:
+    """Encoder latency per user at batch 1 and 64 (one JSON object on stdout)."""
+    from recstream.artifacts import ArtifactError
+    from recstream.cli import settings_of
+    from recstream.model.bench import bench_encoder, histories_for
+    from recstream.model.encoder import Encoder
+
+    _log_to_stderr()
+    try:
+        encoder = Encoder.load(artifacts or settings_of(ctx).artifacts, threads=threads)
+        histories, source = histories_for(encoder, seed)
+        result = bench_encoder(encoder, histories, repeats=repeats, seed=seed)
+    except (ArtifactError, ValueError) as exc:
+        _fail(exc)
+    print(json.dumps(result | {"threads": threads, "histories": source}))
+
+
+def _required_source(
+    dataset: str | None, data_dir: Path | None, data: Path | None
+) -> tuple[str, Path]:
+    name, path = _data_source(dataset, data_dir, data, required=True)
+    if name is None or path is None:  # unreachable: required sources raise instead
+        raise typer.BadParameter("a dataset is required")
+    return name, path
+
+
+def _data_source(
+    dataset: str | None, data_dir: Path | None, data: Path | None, *, required: bool
+) -> tuple[str, Path] | tuple[None, None]:
+    if data is not None:
+        if dataset not in (None, "file") or data_dir is not None:
+            raise typer.BadParameter("give either --data FILE or --dataset NAME --data-dir DIR")
+        return "file", data
+    if dataset is None and data_dir is None and not required:
+        return None, None
+    if dataset not in ("ml-1m", "ml-100k") or data_dir is None:
+        raise typer.BadParameter(
+            f"expected --dataset ml-1m|ml-100k with --data-dir DIR, or --data FILE "
+            f"(got --dataset {dataset!r}, --data-dir {data_dir})"
+        )
+    return dataset, data_dir
+
+
+def _load(name: str, path: Path) -> Interactions:
+    from recstream.model.data import load_dataset
+
+    interactions = load_dataset(name, path)
+    log.info("loaded %d interactions from %s", len(interactions), path)
+    return interactions
+
+
+def _describe(
+    name: str, path: Path, interactions: Any, trained: Any, weights: dict[str, float]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "path": str(path.resolve()),
+        "reload": f"recstream.model.data.load_dataset({name!r}, Path({str(path.resolve())!r}))",
+        "n_interactions": len(interactions),
+        "n_users": len(trained.split.train),
+        "n_items": len(trained.vocab),
+        "n_eval_users": len(trained.split.eval_rows),
+        "event_weights": weights,
+    }
+
+
+def _table(report: dict[str, Any]) -> str:
+    keys = [k for k, v in report.items() if isinstance(v, float | int) and k in report["baseline"]]
+    lines = [f"{'metric':<20}{'model':>10}{'popular':>10}"]
+    lines += [f"{k:<20}{report[k]:>10.4f}{report['baseline'][k]:>10.4f}" for k in keys]
+    return "\n".join(lines)
+
+
+def _fail(exc: Exception) -> Any:
+    print(f"error: {exc}", file=sys.stderr)
+    raise typer.Exit(1) from None
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")

@@ -1,0 +1,79 @@
+"""``recstream train``, ``evaluate --json`` and ``bench model`` end to end on a tiny file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from recstream.cli import app
+
+EVALUATE_KEYS = {
+    "hr@10",
+    "ndcg@10",
+    "hr@10_unmasked",
+    "ndcg@10_unmasked",
+    "hr@10_sampled",
+    "ndcg@10_sampled",
+    "coverage@10",
+    "ild@10",
+    "novelty@10",
+    "n_users",
+}
+TINY = ["--max-len", "5", "--dim", "8", "--layers", "1", "--heads", "1", "--no-progress"]
+
+
+def _events_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["user,item,ts,type"]
+    for user in range(20):
+        for t in range(8):
+            kind = "skip" if t == 3 else "click"
+            lines.append(f"user{user},m{int(rng.integers(0, 30))},{t},{kind}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _train(tmp_path: Path) -> Path:
+    data = _events_csv(tmp_path / "events.csv")
+    out = tmp_path / "artifacts"
+    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--json", *TINY]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["version"] == "v1" and summary["epochs"] == 2
+    return out
+
+
+def test_train_evaluate_bench(tmp_path: Path) -> None:
+    out = _train(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", "--artifacts", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) >= EVALUATE_KEYS | {"baseline"}
+    assert set(report["baseline"]) >= EVALUATE_KEYS
+    assert report["n_users"] == 20 and report["ild_by"] == "embedding"
+    assert 0.0 <= report["hr@10"] <= 1.0
+    result = runner.invoke(app, ["bench", "model", "--artifacts", str(out), "--repeats", "3"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(result.stdout)
+    assert set(bench["encode_us_per_user"]) == {"batch1", "batch64"}
+    assert set(bench["encode_us_per_user"]["batch64"]) == {"p50", "p99"}
+    assert bench["threads"] == 1 and bench["train_seconds_per_epoch"] >= 0
+
+
+def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--dataset", "ml-1m"])
+    assert result.exit_code != 0
+    assert "--data-dir" in result.output
+    missing = tmp_path / "none.csv"
+    result = runner.invoke(app, ["train", "--data", str(missing), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "file not found" in result.output
+    result = runner.invoke(app, ["evaluate", "--artifacts", str(tmp_path / "empty"), "--json"])
+    assert result.exit_code == 1
+    assert "no artifact versions" in result.output

@@ -1,0 +1,116 @@
+"""The network and training: a known-answer toy task, padding invariance, losses, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recstream.model.config import ModelConfig, TrainConfig
+from recstream.model.data import Interactions
+from recstream.model.losses import next_item_loss
+from recstream.model.sasrec import SASRec
+from recstream.model.train import Trained, train
+
+N_ITEMS = 12
+SMALL = ModelConfig(max_len=8, dim=32, n_layers=1, n_heads=2, dropout=0.0)
+
+
+def cyclic_interactions(n_users: int = 48, length: int = 10, seed: int = 0) -> Interactions:
+    """Each user walks the cycle 1 -> 2 -> ... -> 12 -> 1 from a random start."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(n_users):
+        start = int(rng.integers(N_ITEMS))
+        rows += [(f"u{user}", f"i{(start + t) % N_ITEMS}", t, "click") for t in range(length)]
+    return Interactions.from_rows(rows)
+
+
+def _fit(config: TrainConfig, **kwargs: object) -> Trained:
+    return train(cyclic_interactions(), SMALL, config, progress=False, **kwargs)  # type: ignore[arg-type]
+
+
+FAST = TrainConfig(epochs=30, batch_size=16, lr=1e-2, schedule="constant", eval_every=10, threads=1)
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled", "gbce"])
+def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
+    trained = _fit(TrainConfig(**{**FAST.__dict__, "loss": loss, "negatives": 6}))
+    index = trained.vocab.index
+    sequences = [[index[f"i{(s + t) % N_ITEMS}"] for t in range(5)] for s in range(N_ITEMS)]
+    with torch.no_grad():
+        users = trained.model.eval().user_vectors(torch.tensor(sequences))  # [12, D]
+        top = (users @ trained.model.item_embeddings().T).argmax(dim=1) + 1
+    expected = [index[f"i{(s + 5) % N_ITEMS}"] for s in range(N_ITEMS)]
+    assert top.tolist() == expected
+    assert trained.best_ndcg > 0.9
+
+
+def test_user_vectors_match_forward_and_ignore_padding() -> None:
+    torch.manual_seed(0)
+    model = SASRec(ModelConfig(n_items=20, max_len=6, dim=16, n_heads=2)).eval()
+    seq = torch.tensor([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        full = model(seq)  # [2, 5, D]
+        vectors = model.user_vectors(seq)
+        alone = model.user_vectors(torch.tensor([[3, 4, 5]]))
+    torch.testing.assert_close(vectors[0], full[0, 2])
+    torch.testing.assert_close(vectors[1], full[1, 4])
+    torch.testing.assert_close(vectors[0], alone[0])
+
+
+def test_losses_weight_targets() -> None:
+    torch.manual_seed(0)
+    hidden, items = torch.randn(4, 8), torch.randn(10, 8)
+    targets = torch.tensor([0, 1, 2, 3])
+    ones = next_item_loss("ce", hidden, items, targets, torch.ones(4))
+    doubled = next_item_loss("ce", hidden, items, targets, torch.full((4,), 2.0))
+    torch.testing.assert_close(ones, doubled)  # a weighted mean
+    only_first = next_item_loss("ce", hidden, items, targets, torch.tensor([1.0, 0, 0, 0]))
+    expected = torch.nn.functional.cross_entropy(hidden[:1] @ items.T, targets[:1])
+    torch.testing.assert_close(only_first, expected)
+    with pytest.raises(ValueError, match="unknown loss"):
+        next_item_loss("hinge", hidden, items, targets, torch.ones(4))
+
+
+def test_training_is_deterministic_and_resume_continues_exactly(tmp_path: Path) -> None:
+    # A constant rate: the cosine schedule's length is the epoch count, which differs here.
+    short = TrainConfig(
+        epochs=4, batch_size=16, lr=1e-2, schedule="constant", eval_every=2, threads=1
+    )
+    straight = _fit(short)
+    again = _fit(short)
+    for a, b in zip(straight.model.parameters(), again.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    half = TrainConfig(**{**short.__dict__, "epochs": 2})
+    _fit(half, checkpoint_dir=tmp_path)
+    resumed = _fit(short, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.epochs_run == 4
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
+    _fit(TrainConfig(epochs=2, batch_size=16, eval_every=2, threads=1), checkpoint_dir=tmp_path)
+    other = TrainConfig(epochs=2, batch_size=8, eval_every=2, threads=1)
+    with pytest.raises(ValueError, match="different dataset or configuration"):
+        _fit(other, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_resuming_a_finished_cosine_run_returns_the_same_model(tmp_path: Path) -> None:
+    cosine = TrainConfig(epochs=4, batch_size=16, lr=1e-2, eval_every=2, threads=1)
+    straight = _fit(cosine)
+    _fit(cosine, checkpoint_dir=tmp_path)
+    # A later resume of a finished run continues nothing and returns the same best model.
+    resumed = _fit(cosine, checkpoint_dir=tmp_path, resume=True)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_bad_configs_fail_clearly() -> None:
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        ModelConfig(dim=10, n_heads=3)
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="mse")

@@ -146,10 +146,14 @@ async def measure(
     return run
 
 
-async def wait_ready(bootstrap: str, events_topic: str, out_topic: str, events: Any) -> None:
+async def wait_ready(
+    bootstrap: str, events_topic: str, out_topic: str, events: Any, proc: subprocess.Popen[bytes]
+) -> None:
     """Send a trickle until the first list comes back (worker joined and warmed up)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process under test exited ({proc.returncode}); see its log")
         run = await measure(bootstrap, events_topic, out_topic, events, 20, 1.0)
         if run.latencies_ms:
             return
@@ -226,7 +230,7 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         plan.log_dir / f"bench-echo-{tag}.log",
     )
     try:
-        asyncio.run(wait_ready(plan.bootstrap, topics["echo-in"], topics["echo-out"], events))
+        asyncio.run(wait_ready(plan.bootstrap, topics["echo-in"], topics["echo-out"], events, echo))
         floor = asyncio.run(
             measure(
                 plan.bootstrap, topics["echo-in"], topics["echo-out"], events, 1000, plan.seconds
@@ -241,7 +245,7 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         plan.log_dir / f"bench-worker-{tag}.log",
     )
     try:
-        asyncio.run(wait_ready(plan.bootstrap, topics["events"], topics["recs"], events))
+        asyncio.run(wait_ready(plan.bootstrap, topics["events"], topics["recs"], events, worker))
         best = 0.0
         for rate in sorted({*plan.fixed_rates, *plan.ramp_rates}):
             run = asyncio.run(

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.batches import RawMessage, Rejected, Valid, reject, split_batch
-from recstream.streams.catalog import Catalog, refresh, store_items
+from recstream.streams.catalog import refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
@@ -203,6 +203,3 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
 
     app.pipeline = pipeline  # type: ignore[attr-defined]  # for the worker's hot swap (step 5)
     return app
-
-
-__all__ = ["Catalog", "WorkerConfig", "create_app"]

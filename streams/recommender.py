@@ -39,7 +39,6 @@ class Index(Protocol):
         vectors: np.ndarray,
         k: int,
         exclude: Sequence[Collection[str] | None] | None = None,
-        allowed: Callable[[str], bool] | None = None,
     ) -> tuple[list[list[str]], list[list[float]]]: ...
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class MeanEncoder:
 
 
 class ExactIndex:
-    """Brute-force inner-product search honouring ``exclude`` and ``allowed``."""
+    """Brute-force inner-product search honouring ``exclude``."""
 
     def __init__(self, item_ids: Sequence[str], vectors: np.ndarray) -> None:
         self.item_ids = list(item_ids)
@@ -41,18 +41,13 @@ class ExactIndex:
         vectors: np.ndarray,
         k: int,
         exclude: Sequence[Collection[str] | None] | None = None,
-        allowed: Callable[[str], bool] | None = None,
     ) -> tuple[list[list[str]], list[list[float]]]:
         scores = vectors @ self.table.T
         ids_out, scores_out = [], []
         for b in range(len(vectors)):
             banned = set(exclude[b] or ()) if exclude else set()
             order = np.argsort(-scores[b], kind="stable")
-            picked = [
-                r
-                for r in order
-                if self.item_ids[r] not in banned and (allowed is None or allowed(self.item_ids[r]))
-            ][:k]
+            picked = [r for r in order if self.item_ids[r] not in banned][:k]
             ids_out.append([self.item_ids[r] for r in picked])
             scores_out.append([float(scores[b, r]) for r in picked])
         return ids_out, scores_out

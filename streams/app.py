@@ -22,9 +22,9 @@ from recstream.streams.catalog import refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
-from recstream.streams.pipeline import Pipeline, PipelineConfig
+from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig
 from recstream.streams.recommender import ModelRecommender, Recommender
-from recstream.streams.records import CatalogItem, Recommendation
+from recstream.streams.records import CatalogItem
 
 log = logging.getLogger("recstream.worker")
 
@@ -85,14 +85,14 @@ async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float 
 
 async def process_isolating_failures(
     pipeline: Pipeline, batch: Sequence[Valid]
-) -> tuple[list[Recommendation], list[Rejected]]:
+) -> tuple[list[Outgoing], list[Rejected]]:
     """Process a batch; if it fails for a non-transient reason, retry event by event so that a
     poison event fails alone. Returns the lists made and dead letters for events that failed."""
     try:
         return await retry(functools.partial(pipeline.process, batch), "processing a batch"), []
     except Exception:
         log.exception("batch of %d failed; retrying one event at a time", len(batch))
-    recs: list[Recommendation] = []
+    recs: list[Outgoing] = []
     failed: list[Rejected] = []
     for item in batch:
         try:
@@ -153,7 +153,7 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
     events = raw_topic(app, config.topic_events)
     items_topic = raw_topic(app, config.topic_items)
     dlq = app.topic(config.topic_dlq, key_serializer="raw", value_serializer="raw")
-    out = app.topic(config.topic_recommendations, key_serializer="raw", value_serializer="raw")
+    out_topic = config.topic_recommendations
     keys = Keys(config.redis_prefix)
     redis = redis_client(config.redis_url, config.redis_password)
     pipeline = Pipeline(redis, keys, recommender, config.pipeline)
@@ -173,7 +173,12 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
             valid, rejected = split_batch(map(raw_message, batch), now_ms(), config.limits)
             recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
             for rec in recs:
-                await out.send(key=rec.user_id.encode(), value=rec.model_dump_json().encode())
+                # Straight to the producer: faust's Topic.send wraps every message in futures
+                # and callbacks we do not use. Still at-least-once: faust flushes the producer
+                # before it commits the offsets of this batch.
+                await app.producer.send(
+                    out_topic, rec.user_id.encode(), rec.payload, None, None, None
+                )
             if rejected or failed:
                 await send_dead_letters(rejected + failed)
 

@@ -19,7 +19,7 @@ from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
 from recstream.streams.keys import Keys
 from recstream.streams.recommender import Recommender, Request, Scored
-from recstream.streams.records import RecItem, Recommendation
+from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
 from recstream.streams.trending import decayed_increment, top_category
 
@@ -34,6 +34,18 @@ class PipelineConfig:
     weights: dict[str, float] = field(default_factory=dict)
     trending_half_life_ms: float = 6 * 3600 * 1000
     event_id_ttl_s: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One list made for one event: what attribution needs, and the record's JSON bytes."""
+
+    rec_id: str
+    user_id: str
+    items: Scored
+    model_version: str
+    created_ts: int
+    payload: bytes  # the ``recommendations`` record (DESIGN.md)
 
 
 @dataclass
@@ -60,16 +72,24 @@ class Pipeline:
         self.config = config
         self.catalog = catalog or Catalog()
 
-    async def process(self, batch: Sequence[Valid]) -> list[Recommendation]:
+    async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         snapshot = await self._read(batch)
         states, applied, after = self._apply(batch, snapshot)
         # Unavailable items join each user's exclusions: the index drops those by row number,
         # which is far cheaper than a per-candidate availability callback.
         unavailable = self.catalog.unavailable
-        requests = [Request(s.sequence, s.exclude() | unavailable) for s in after]
-        lists = self.recommender.recommend(requests, self.config.k)
+        requests = [
+            Request(s.sequence, s.excluded | unavailable if unavailable else s.excluded)
+            for s in after
+        ]
+        recommender = self.recommender  # one model for the whole batch, even during a swap
+        lists = recommender.recommend(requests, self.config.k)
         lists = await self._fill_cold(lists, after)
-        recs = [self._record(v, items) for v, items in zip(batch, lists, strict=True)]
+        created = int(time.time() * 1000)
+        version = recommender.version
+        recs = [
+            self._record(v, items, version, created) for v, items in zip(batch, lists, strict=True)
+        ]
         await self._write(batch, states, applied, recs)
         return recs
 
@@ -134,7 +154,7 @@ class Pipeline:
         return filled
 
     def _pick_trending(self, ranked: list[tuple[bytes, float]], state: UserState) -> Scored:
-        exclude = state.exclude()
+        exclude = state.excluded
         out: Scored = []
         for raw, score in ranked:
             item = raw.decode()
@@ -144,25 +164,19 @@ class Pipeline:
                     break
         return out
 
-    def _record(self, v: Valid, items: Scored) -> Recommendation:
-        # model_construct: every field is built right here from validated values, so the
-        # per-field validation would only cost time on the hot path.
-        return Recommendation.model_construct(
-            rec_id=uuid.uuid4().hex,
-            user_id=v.event.user_id,
-            items=[RecItem.model_construct(item_id=i, score=float(s)) for i, s in items],
-            model_version=self.recommender.version,
-            source=v.source,
-            event_ts=v.event.ts,
-            created_ts=int(time.time() * 1000),
-        )
+    @staticmethod
+    def _record(v: Valid, items: Scored, version: str, created: int) -> Outgoing:
+        rec_id = uuid.uuid4().hex
+        user = v.event.user_id
+        payload = recommendation_json(rec_id, user, items, version, v.source, v.event.ts, created)
+        return Outgoing(rec_id, user, items, version, created, payload)
 
     async def _write(
         self,
         batch: Sequence[Valid],
         states: dict[str, UserState],
         applied: list[Valid],
-        recs: list[Recommendation],
+        recs: list[Outgoing],
     ) -> None:
         """Everything the batch changes, in one MULTI with few commands (a command costs more
         in redis-py than the bytes it carries, so values are grouped into MSETs)."""
@@ -171,8 +185,10 @@ class Pipeline:
             key = (v.source.topic, v.source.partition)
             marks[key] = max(marks.get(key, -1), v.source.offset)
         changed = {v.event.user_id for v in applied}
-        values = {self.keys.state(u): states[u].to_json() for u in sorted(changed)}
-        values.update({self.keys.recs(rec.user_id): rec.model_dump_json() for rec in recs})
+        values: dict[str, str | bytes] = {
+            self.keys.state(u): states[u].to_json() for u in sorted(changed)
+        }
+        values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
         async with self.redis.pipeline(transaction=True) as pipe:
             if values:
                 pipe.mset(values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -54,6 +56,36 @@ class Recommendation(_Record):
     source: Source
     event_ts: int
     created_ts: int
+
+
+def recommendation_json(
+    rec_id: str,
+    user_id: str,
+    items: Sequence[tuple[str, float]],
+    model_version: str,
+    source: Source,
+    event_ts: int,
+    created_ts: int,
+) -> bytes:
+    """The ``recommendations`` record as JSON bytes, without building pydantic objects: the
+    worker makes one per event, every value is its own, and validating them again would cost
+    more than the rest of the list's serialisation (a unit test pins this to the model)."""
+    return json.dumps(
+        {
+            "rec_id": rec_id,
+            "user_id": user_id,
+            "items": [{"item_id": i, "score": float(s)} for i, s in items],
+            "model_version": model_version,
+            "source": {
+                "topic": source.topic,
+                "partition": source.partition,
+                "offset": source.offset,
+            },
+            "event_ts": event_ts,
+            "created_ts": created_ts,
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 class DeadLetter(_Record):

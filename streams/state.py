@@ -8,6 +8,7 @@ canonical JSON string, so "a replay changes nothing" can be checked byte for byt
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +28,14 @@ class UserState:
     categories: Mapping[str, float] = field(default_factory=dict)  # category → summed weight
     events: int = 0
 
+    @functools.cached_property
+    def excluded(self) -> frozenset[str]:
+        """Items never to recommend to this user again: everything seen or bought. Cached: a
+        state is immutable and the set is asked for once per event and once per list."""
+        return frozenset(self.seen).union(self.purchased)
+
     def exclude(self) -> frozenset[str]:
-        return frozenset(self.seen) | frozenset(self.purchased)
+        return self.excluded
 
     def to_json(self) -> str:
         payload = {

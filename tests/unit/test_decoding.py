@@ -18,7 +18,7 @@ from recstream.streams.decoding import (
     dead_letter,
     decode_event,
 )
-from recstream.streams.records import Source
+from recstream.streams.records import Recommendation, Source, recommendation_json
 
 NOW = 1_764_000_000_000
 LIMITS = Limits(max_bytes=4096, max_future_skew_ms=60_000)
@@ -140,3 +140,19 @@ def test_split_batch_keeps_good_events_around_bad_ones() -> None:
         "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         "empty value",
     ]
+
+
+@given(
+    st.lists(st.tuples(st.text(min_size=1, max_size=20), st.floats(-1e6, 1e6)), max_size=12),
+    st.text(min_size=1, max_size=30),
+)
+def test_hand_built_recommendation_json_is_a_valid_record(
+    items: list[tuple[str, float]], user: str
+) -> None:
+    source = Source(topic="events", partition=3, offset=17)
+    raw = recommendation_json("r1", user, items, "v2", source, 1_764_000_000_000, 1_764_000_000_005)
+    rec = Recommendation.model_validate_json(raw)
+    assert rec.user_id == user
+    assert [(i.item_id, i.score) for i in rec.items] == items
+    assert (rec.rec_id, rec.model_version, rec.source) == ("r1", "v2", source)
+    assert (rec.event_ts, rec.created_ts) == (1_764_000_000_000, 1_764_000_000_005)

@@ -25,7 +25,7 @@ class Encoder:
         self._loaded = loaded
         self._model = loaded.model.eval()
         self._index = {item: i + 1 for i, item in enumerate(loaded.item_ids)}
-        self._max_len = loaded.config.max_len
+        self._max_len = loaded.config.inference_len  # the served history length
         embeddings = np.load(loaded.path / EMBEDDINGS, allow_pickle=False)
         self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
 

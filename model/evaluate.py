@@ -43,13 +43,16 @@ def evaluation_task(split: Split, which: str, n_items: int, limit: int = 0) -> E
     raise ValueError(f"unknown split {which!r}; expected valid or test")
 
 
-def model_scores(model: SASRec, inputs: Sequence[np.ndarray], batch: int = 256) -> Iterator[Any]:
-    """Scores [b, n_items] (column j = item j + 1) for consecutive batches of ``inputs``."""
+def model_scores(
+    model: SASRec, inputs: Sequence[np.ndarray], length: int, batch: int = 256
+) -> Iterator[Any]:
+    """Scores [b, n_items] (column j = item j + 1) for consecutive batches of ``inputs``, each
+    read as its last ``length`` items (the served history length)."""
     model.eval()
     with torch.inference_mode():
         items = model.item_embeddings()  # [n_items, D]
         for start in range(0, len(inputs), batch):
-            seq = pad_right(inputs[start : start + batch], model.max_len)  # [b, T]
+            seq = pad_right(inputs[start : start + batch], length)  # [b, T]
             yield model.user_vectors(seq) @ items.T  # [b, n_items]
 
 

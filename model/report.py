@@ -39,7 +39,8 @@ def evaluate_artifact(
     if len(task.targets) == 0:
         raise ValueError("no user has the 3 interactions leave-one-out evaluation needs")
     features, ild_by = _diversity_features(loaded, genres)
-    report: dict[str, Any] = evaluate(model_scores(loaded.model, task.inputs), task, features, seed)
+    scores = model_scores(loaded.model, task.inputs, loaded.config.inference_len)
+    report: dict[str, Any] = evaluate(scores, task, features, seed)
     report["baseline"] = evaluate(popularity_scores(task), task, features, seed)
     report |= {"split": split, "version": loaded.path.name, "ild_by": ild_by}
     report["n_items"] = len(vocab)

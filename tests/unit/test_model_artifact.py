@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +109,16 @@ def test_encoder_skips_unknown_truncates_and_flags_cold_users(version: Path) -> 
     batch = encoder.encode([long[:k] for k in range(1, 20)])
     for k in (1, 7, 19):  # grouping by length inside encode() changes nothing
         np.testing.assert_allclose(batch[k - 1], encoder.encode([long[:k]])[0], atol=1e-5)
+
+
+def test_served_history_length_reads_the_newest_items_only(trained: Trained) -> None:
+    with pytest.raises(ValueError, match="serve_len"):
+        ModelConfig(max_len=4, serve_len=5)
+    short = dataclasses.replace(trained, model_config=dataclasses.replace(
+        trained.model_config, serve_len=3))  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = Encoder.load(save_artifact(short, Path(tmp), {"name": "toy", "path": ""}))
+        assert encoder.max_len == 3
+        history = [f"item-{i}" for i in (3, 1, 4, 1, 5, 9)]
+        full, newest = encoder.encode([history, history[-3:]])
+        np.testing.assert_allclose(full, newest, rtol=1e-6)

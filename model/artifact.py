@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recstream.artifacts import (
+    MANIFEST,
     ArtifactError,
     publish_version,
     resolve_version,
@@ -55,17 +57,40 @@ class LoadedModel:
     path: Path
 
 
-def save_artifact(trained: Trained, root: Path, dataset: dict[str, Any]) -> Path:
+def save_artifact(
+    trained: Trained,
+    root: Path,
+    dataset: dict[str, Any],
+    *,
+    extra_files: Mapping[str, bytes] | None = None,
+    before_publish: Callable[[Path], None] | None = None,
+) -> Path:
     """Write ``trained`` as the next ``v<N>`` under ``root``; returns the version directory.
 
     ``dataset`` describes the data and how to reload it; it goes into metrics and manifest.
+    ``extra_files`` (name -> bytes) are written beside the model files and covered by the
+    manifest; ``before_publish`` gets the finished staging directory (e.g. to add an index),
+    so that readers see the version only when it is complete.
     """
+    extra = dict(extra_files or {})
+    clash = sorted(set(extra) & {*MODEL_FILES, MANIFEST})
+    if clash:
+        raise ValueError(f"extra files {clash} would replace the model's own files")
     staged = staging_dir(root)
     try:
         _write_files(trained, staged, dataset)
+        for name, data in extra.items():
+            (staged / name).write_bytes(data)
         write_manifest(
-            staged, MODEL_FILES, kind=KIND, created=_now(), dataset=dataset, format_model=1
+            staged,
+            [*MODEL_FILES, *extra],
+            kind=KIND,
+            created=_now(),
+            dataset=dataset,
+            format_model=1,
         )
+        if before_publish is not None:
+            before_publish(staged)
         return publish_version(root, staged)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -112,7 +137,7 @@ def _metrics(trained: Trained, dataset: dict[str, Any]) -> dict[str, Any]:
         "train_config": dataclasses.asdict(trained.train_config),
         "dataset": dataset,
         "history": trained.history,
-    }
+    } | ({"warm_start": trained.warm_start} if trained.warm_start else {})
 
 
 def _read_config(path: Path) -> ModelConfig:

@@ -7,7 +7,7 @@ sort, so rows that share a timestamp keep their file order.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,15 +57,23 @@ class Split:
 
 
 def build_sequences(
-    data: Interactions, event_weights: Mapping[str, float], vocab: Vocabulary | None = None
+    data: Interactions,
+    event_weights: Mapping[str, float],
+    vocab: Vocabulary | None = None,
+    *,
+    extend: bool = False,
 ) -> UserSequences:
     """Drop zero-weight event types, order each user's rows by ts, map ids to indices.
 
-    With ``vocab`` (a trained model's), unknown items are dropped; without, one is built.
+    With ``vocab`` (a trained model's), unknown items are dropped, or with ``extend`` appended
+    after the vocabulary's own ids (so its rows keep their indices); without, one is built.
     """
     keep = _type_weights(data.types, event_weights)
     rows = np.flatnonzero(keep > 0)
-    vocab = vocab or Vocabulary(tuple(sorted(set(data.items[rows]), key=_natural_key)))
+    if vocab is None:
+        vocab = Vocabulary(tuple(sorted(set(data.items[rows]), key=_natural_key)))
+    elif extend:
+        vocab = extend_vocabulary(vocab, data.items[rows])
     index = vocab.index
     item_idx = np.array([index.get(i, 0) for i in data.items[rows]], dtype=np.int64)
     rows, item_idx = rows[item_idx > 0], item_idx[item_idx > 0]
@@ -78,6 +86,13 @@ def build_sequences(
     items = tuple(item_idx[a:b] for a, b in bounds)
     weights = tuple(keep[rows[a:b]] for a, b in bounds)
     return UserSequences(tuple(users[starts]), items, weights, vocab)
+
+
+def extend_vocabulary(vocab: Vocabulary, items: Iterable[str]) -> Vocabulary:
+    """``vocab``'s ids in their order, then the unseen ones among ``items`` (natural order)."""
+    known = set(vocab.item_ids)
+    new = sorted({i for i in items if i not in known}, key=_natural_key)
+    return Vocabulary((*vocab.item_ids, *new))
 
 
 def leave_one_out(sequences: UserSequences) -> Split:

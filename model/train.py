@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,7 +36,11 @@ from recstream.model.sequences import (
     training_batch,
     training_windows,
 )
+from recstream.model.warm import check_prefix, copy_weights, warm_config
 from recstream.settings import DEFAULT_EVENT_WEIGHTS
+
+if TYPE_CHECKING:  # artifact.py imports this module
+    from recstream.model.artifact import LoadedModel
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -57,6 +61,8 @@ class Trained:
     epochs_run: int = 0
     train_seconds: float = 0.0
     stopped: str = ""
+    # Where the weights started: {"from": version dir, "old_items", "new_items"}; empty if cold.
+    warm_start: dict[str, Any] = field(default_factory=dict)
 
 
 def train(
@@ -68,21 +74,39 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    init_from: LoadedModel | None = None,
 ) -> Trained:
     """Train SASRec on ``interactions`` with a leave-one-out split; returns the best epoch's model.
 
-    (A warm start from an existing artifact would load its weights into the model built here,
-    mapping its item rows through its ``item_ids``; not implemented yet.)
+    With ``init_from`` (a loaded artifact) training starts from its weights: its config is kept
+    (``model_config`` may change the dropout; another shape is an error), its items keep their
+    rows and new items are appended after them (see :mod:`recstream.model.warm`).
     """
-    sequences = build_sequences(interactions, event_weights)
-    if len(sequences.vocab) == 0:
+    schedule = train_config or TrainConfig()
+    if init_from is None:
+        shape = model_config or ModelConfig()
+        sequences = build_sequences(interactions, event_weights)
+    else:
+        shape = warm_config(init_from.config, model_config)
+        old_vocab = Vocabulary(init_from.item_ids)
+        sequences = build_sequences(interactions, event_weights, old_vocab, extend=True)
+    if not sequences.users:
         raise ValueError("no interactions left to train on (all event types weighted 0?)")
     split = leave_one_out(sequences)
-    config = dataclasses.replace(model_config or ModelConfig(), n_items=len(sequences.vocab))
-    schedule = train_config or TrainConfig()
+    config = dataclasses.replace(shape, n_items=len(sequences.vocab))
     torch.set_num_threads(schedule.threads)
-    torch.manual_seed(schedule.seed)  # the initial weights
+    torch.manual_seed(schedule.seed)  # the initial weights (of new items, on a warm start)
     run = Trained(SASRec(config), config, schedule, sequences.vocab, split)
+    if init_from is not None:
+        check_prefix(init_from.item_ids, sequences.vocab)
+        copy_weights(run.model, init_from.model.state_dict(), len(init_from.item_ids))
+        n_old = len(init_from.item_ids)
+        run.warm_start = {
+            "from": str(init_from.path),
+            "old_items": n_old,
+            "new_items": len(sequences.vocab) - n_old,
+        }
+        log.info("warm start from %s: %s", init_from.path, json.dumps(run.warm_start))
     _fit(run, checkpoint_dir, resume, progress)
     return run
 
@@ -101,7 +125,8 @@ def _fit(run: Trained, checkpoint_dir: Path | None, resume: bool, progress: bool
         record: dict[str, float] = {"epoch": run.epochs_run + 1, "loss": loss}
         run.epochs_run += 1
         if run.epochs_run % tc.eval_every == 0 or run.epochs_run == tc.epochs:
-            ndcg, hr = masked_ndcg_hr(model_scores(run.model, task.inputs), task)
+            scores = model_scores(run.model, task.inputs, run.model_config.inference_len)
+            ndcg, hr = masked_ndcg_hr(scores, task)
             record |= {"valid_ndcg@10": ndcg, "valid_hr@10": hr}
             best, bad = _track_best(run, ndcg, best, bad)
         elapsed = time.perf_counter() - started

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "recstream.cli_streams",
     "recstream.cli_index",
     "recstream.cli_model",
+    "recstream.cli_retrain",
 )
 
 

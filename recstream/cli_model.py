@@ -16,6 +16,8 @@ import typer
 
 if TYPE_CHECKING:
     from recstream.model.data import Interactions
+    from recstream.retrain import LogRead
+    from recstream.settings import Settings
 
 log = logging.getLogger("recstream.cli_model")
 
@@ -44,8 +46,14 @@ def train(
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     data: DataFileOpt = None,
+    from_kafka: Annotated[
+        bool, typer.Option("--from-kafka", help="Train on the events topic's whole log.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Artifact root [RECSTREAM_ARTIFACTS].")] = None,
     max_len: Annotated[int, typer.Option(help="Items of history the model reads (L).")] = 100,
+    serve_len: Annotated[
+        int, typer.Option(help="History length the served model reads (0 = max-len).")
+    ] = 0,
     dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
@@ -76,7 +84,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train SASRec on a dataset and publish a versioned artifact directory."""
+    """Train SASRec on a dataset (or the event log) and publish a versioned artifact directory."""
     from recstream.cli import settings_of
     from recstream.model.artifact import save_artifact
     from recstream.model.config import ModelConfig, TrainConfig
@@ -84,11 +92,20 @@ def train(
 
     _log_to_stderr()
     settings = settings_of(ctx)
-    name, path = _required_source(dataset, data_dir, data)
+    if from_kafka and (dataset or data_dir or data):
+        raise typer.BadParameter("give either --from-kafka or a dataset, not both")
+    # The log has no path: only the name is used (the checkpoint directory) for --from-kafka.
+    kafka_source = ("kafka", Path(settings.topic_events))
+    name, path = kafka_source if from_kafka else _required_source(dataset, data_dir, data)
     root = out or settings.artifacts
     try:
         model_config = ModelConfig(
-            max_len=max_len, dim=dim, n_layers=layers, n_heads=heads, dropout=dropout
+            max_len=max_len,
+            serve_len=serve_len,
+            dim=dim,
+            n_layers=layers,
+            n_heads=heads,
+            dropout=dropout,
         )
         train_config = TrainConfig(
             epochs=epochs,
@@ -105,7 +122,8 @@ def train(
             threads=threads,
             seed=seed,
         )
-        interactions = _load(name, path)
+        log_read = _read_kafka(settings) if from_kafka else None
+        interactions = log_read.interactions if log_read else _load(name, path)
         trained = train_model(
             interactions,
             model_config,
@@ -115,8 +133,12 @@ def train(
             resume=resume,
             progress=progress,
         )
-        description = _describe(name, path, interactions, trained, settings.event_weights)
-        version = save_artifact(trained, root, description)
+        if log_read:  # the offsets read go with the model, for `retrain --since-last`
+            description = log_read.describe(trained, settings.event_weights)
+            version = save_artifact(trained, root, description, extra_files=log_read.files())
+        else:
+            description = _describe(name, path, interactions, trained, settings.event_weights)
+            version = save_artifact(trained, root, description)
     except ValueError as exc:
         _fail(exc)
     summary = {
@@ -222,6 +244,19 @@ def _load(name: str, path: Path) -> Interactions:
     interactions = load_dataset(name, path)
     log.info("loaded %d interactions from %s", len(interactions), path)
     return interactions
+
+
+def _read_kafka(settings: Settings) -> LogRead:
+    from recstream.retrain import read_events
+
+    read = read_events(settings)
+    log.info(
+        "read %d events (%d invalid records skipped) from %s",
+        read.events,
+        read.skipped,
+        read.topic,
+    )
+    return read
 
 
 def _describe(

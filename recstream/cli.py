@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "recstream.cli_index",
     "recstream.cli_model",
     "recstream.cli_retrain",
+    "recstream.cli_sim",
 )
 
 

@@ -48,6 +48,9 @@ def retrain(
     every_events: Annotated[
         int | None, typer.Option(help="Loop: retrain once M new records are in the log.")
     ] = None,
+    max_runs: Annotated[
+        int | None, typer.Option(help="Loop: stop after this many published versions.")
+    ] = None,
     min_events: Annotated[int, typer.Option(help="Refuse to train on fewer valid events.")] = 100,
     max_len: Annotated[int | None, typer.Option(help="Cold start: items of history (L).")] = None,
     dim: Annotated[int | None, typer.Option(help="Cold start: embedding size d.")] = None,
@@ -83,6 +86,8 @@ def retrain(
         raise typer.BadParameter("--every-minutes must be > 0")
     if every_events is not None and every_events < 1:
         raise typer.BadParameter("--every-events must be >= 1")
+    if max_runs is not None and max_runs < 1:
+        raise typer.BadParameter("--max-runs must be >= 1")
 
     def once() -> RetrainResult:
         from recstream.retrain import retrain_once
@@ -104,7 +109,7 @@ def retrain(
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(1) from None
         return
-    _loop(settings, root, once, every_minutes, every_events, as_json)
+    _loop(settings, root, once, every_minutes, every_events, as_json, max_runs)
 
 
 def _loop(
@@ -114,6 +119,7 @@ def _loop(
     every_minutes: float | None,
     every_events: int | None,
     as_json: bool,
+    max_runs: int | None = None,
 ) -> None:
     """Retrain when ``every_minutes`` passed (and the log grew) or ``every_events`` records
     arrived since the newest version; a refused or failed retrain waits for the next turn."""
@@ -122,7 +128,8 @@ def _loop(
     period_s = every_minutes * 60.0 if every_minutes is not None else None
     last = float("-inf")  # a timed loop trains at once when there is something new
     log.info("retrain loop: every %s minutes, every %s records", every_minutes, every_events)
-    while True:
+    runs = 0
+    while max_runs is None or runs < max_runs:
         try:
             pending = pending_events(settings, root)
             timed = period_s is not None and time.monotonic() - last >= period_s
@@ -134,6 +141,9 @@ def _loop(
                 last = time.monotonic()
                 log.info("retraining: %d new records in the log", pending)
                 _report(once(), as_json)
+                runs += 1
+                if runs == max_runs:
+                    break
         except (ValueError, RuntimeError) as exc:  # refused, or Kafka/artifact trouble
             log.error("retrain failed: %s", exc)
         time.sleep(POLL_S if period_s is None else min(POLL_S, period_s))

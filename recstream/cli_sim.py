@@ -51,6 +51,15 @@ def simulate(
         ),
     ] = False,
     retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs per retrain.")] = 10,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Someone else retrains (e.g. `recstream retrain --every-events M`): after the "
+            "warm-up and between rounds, wait up to --version-timeout for a newer version in "
+            "the artifact root and then for the worker to serve it.",
+        ),
+    ] = False,
     version_timeout: Annotated[
         float, typer.Option(min=0.0, help="Seconds to wait for the worker to serve a new model.")
     ] = 600.0,
@@ -81,7 +90,11 @@ def simulate(
     log(f"simulate: {scenario}, seed {seed}, {users} users, run tag {tag}")
     world = World(SCENARIOS[scenario], seed, users)
     root = artifacts or s.artifacts
+    if retrain and follow:
+        raise typer.BadParameter("--retrain and --follow exclude each other")
     between = _retrain_between_rounds(s, root, retrain_epochs, seed, log) if retrain else None
+    if follow:
+        between = _follow_between_rounds(root, version_timeout, log)
     topics = SimTopics(s.topic_events, s.topic_recommendations, s.topic_items)
     try:
         bus = KafkaBus(KafkaConnection.from_settings(s), topics, s.partitions, s.replication_factor)
@@ -128,6 +141,36 @@ def _retrain_between_rounds(
             raise SimulationError(f"retraining after {after} failed: {exc}") from exc
         log(f"published {result.version}; waiting for the worker to serve it")
         return result.version
+
+    return between
+
+
+def _follow_between_rounds(
+    root: Path, timeout_s: float, log: Callable[[str], None]
+) -> BetweenRounds:
+    """Wait for a version published by another process (the compose retrainer); on timeout,
+    carry on with the model being served."""
+    import time
+
+    from recstream.artifacts import list_versions
+
+    def newest() -> str | None:
+        versions = list_versions(root) if root.is_dir() else []
+        return versions[-1].name if versions else None
+
+    seen: list[str | None] = [newest()]
+
+    def between(round_no: int) -> str | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            current = newest()
+            if current is not None and (round_no == 0 or current != seen[0]):
+                seen[0] = current
+                log(f"following {current}; waiting for the worker to serve it")
+                return current
+            time.sleep(2.0)
+        log(f"no new version within {timeout_s:.0f} s; carrying on with the served model")
+        return None
 
     return between
 

@@ -30,8 +30,9 @@ def test_compose_file_is_valid() -> None:
     compose("-q")
 
 
-def test_compose_declares_kafka_redis_trainer_and_worker() -> None:
-    assert set(compose("--services").split()) >= {"kafka", "redis", "trainer", "worker"}
+def test_compose_declares_the_whole_loop() -> None:
+    services = {"kafka", "redis", "trainer", "worker", "simulator", "retrainer"}
+    assert set(compose("--services").split()) >= services
     assert set(compose("--volumes").split()) >= {"redis-data", "kafka-data"}
     rendered = compose()
     assert "image: apache/kafka:" in rendered

@@ -10,6 +10,7 @@ from typing import Any
 
 LOSSES = ("ce", "sampled", "gbce")
 SCHEDULES = ("cosine", "constant")
+BLOCKS = ("pre", "kang")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ModelConfig:
     # position, so a shorter history is a valid input; on ML-1M the last 50 of 100 items rank
     # as well as all 100 and encode in half the time.
     serve_len: int = 0
+    # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout.
+    block: str = "pre"
 
     @property
     def inference_len(self) -> int:
@@ -39,6 +42,8 @@ class ModelConfig:
         _positive(n_layers=self.n_layers, n_heads=self.n_heads)
         if self.dim % self.n_heads:
             raise ValueError(f"dim={self.dim} must be a multiple of n_heads={self.n_heads}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block {self.block!r} unknown; expected one of {', '.join(BLOCKS)}")
         if not 0 <= self.serve_len <= self.max_len:
             raise ValueError(f"serve_len={self.serve_len} must be in [0, max_len={self.max_len}]")
         if not 0.0 <= self.dropout < 1.0:

@@ -30,7 +30,8 @@ class SASRec(nn.Module):
         self.positions = nn.Embedding(config.max_len, config.dim)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            _Block(config.dim, config.n_heads, config.dropout) for _ in range(config.n_layers)
+            _Block(config.dim, config.n_heads, config.dropout, config.block == "kang")
+            for _ in range(config.n_layers)
         )
         self.norm = nn.LayerNorm(config.dim)
         nn.init.xavier_normal_(self.items.weight)
@@ -74,11 +75,17 @@ class SASRec(nn.Module):
 
 
 class _Block(nn.Module):
-    """Pre-norm multi-head causal self-attention and a position-wise feed-forward layer."""
+    """Multi-head causal self-attention and a position-wise feed-forward layer.
 
-    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+    ``kang=False``: the usual pre-norm block. ``kang=True``: the layout of the SASRec paper's
+    code — the query and both residual paths start from the normalised input, keys and values
+    from the raw one — so the residual stream is re-normalised in every block.
+    """
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, kang: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.kang = kang
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -93,21 +100,29 @@ class _Block(nn.Module):
         b, t, d = x.shape
         h, dh = self.n_heads, d // self.n_heads
         normed = self.norm1(x)
+        base, kv_in = (normed, x) if self.kang else (x, normed)  # residual base, key/value input
+        # The rows of the fused projection are [query; key; value].
+        w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+        b_q, b_kv = self.qkv.bias.split([d, 2 * d])
         # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
         # costs a third of a training step; dropout on the residual branches regularises enough.
         if last is None:
-            q, k, v = self.qkv(normed).view(b, t, 3, h, dh).permute(2, 0, 3, 1, 4)  # [B,H,T,Dh]
+            if self.kang:
+                q = functional.linear(normed, w_q, b_q).view(b, t, h, dh).transpose(1, 2)
+                k, v = functional.linear(x, w_kv, b_kv).view(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
+            else:
+                q, k, v = self.qkv(normed).view(b, t, 3, h, dh).permute(2, 0, 3, 1, 4)  # [B,H,T,Dh]
             a = functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, Dh]
         else:
-            # Keys and values for every position, the query for one: the rows of the fused
-            # projection are [query; key; value], so this is the same arithmetic, a third less.
-            w_q, w_kv = self.qkv.weight.split([d, 2 * d])
-            b_q, b_kv = self.qkv.bias.split([d, 2 * d])
-            k, v = functional.linear(normed, w_kv, b_kv).view(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
+            # Keys and values for every position, the query for one: a third less arithmetic.
+            k, v = functional.linear(kv_in, w_kv, b_kv).view(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
             rows = torch.arange(b, device=x.device)
             q = functional.linear(normed[rows, last], w_q, b_q).view(b, h, 1, dh)  # [B, H, 1, Dh]
-            x = x[rows, last].unsqueeze(1)  # [B, 1, D]
+            base = base[rows, last].unsqueeze(1)  # [B, 1, D]
             seen = torch.arange(t, device=x.device) <= last[:, None]  # [B, T]
             a = functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
-        x = x + self.dropout(self.proj(a.transpose(1, 2).reshape(b, -1, d)))  # [B, Tq, D]
+        x = base + self.dropout(self.proj(a.transpose(1, 2).reshape(b, -1, d)))  # [B, Tq, D]
+        if self.kang:
+            x = self.norm2(x)
+            return x + self.dropout(self.ff(x))
         return x + self.dropout(self.ff(self.norm2(x)))

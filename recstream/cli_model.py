@@ -54,6 +54,9 @@ def train(
     serve_len: Annotated[
         int, typer.Option(help="History length the served model reads (0 = max-len).")
     ] = 0,
+    block: Annotated[
+        str, typer.Option(help="pre (pre-norm blocks) or kang (the SASRec paper's layout).")
+    ] = "pre",
     dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
@@ -102,6 +105,7 @@ def train(
         model_config = ModelConfig(
             max_len=max_len,
             serve_len=serve_len,
+            block=block,
             dim=dim,
             n_layers=layers,
             n_heads=heads,

@@ -63,6 +63,7 @@ class Simulation:
         self.user_ids = [f"{prefix}-u{n:05d}" for n in range(world.n_users)]
         self.probe_user = f"{prefix}-probe"
         self._events_sent = 0
+        self._swaps: list[dict[str, Any]] = []
 
     def run(self) -> dict[str, Any]:
         """Publish the catalogue, warm up, play the rounds; the ``simulate --json`` object."""
@@ -88,6 +89,7 @@ class Simulation:
             "catalogue_size": len(world.catalogue),
             "warmup_events": cfg.warmup_events,  # per user
             "run_tag": cfg.run_tag,
+            "retrains": self._swaps,
         }
 
     def _event(self, user: str, item: int, kind: str, round_no: int, **extra: str) -> dict:
@@ -171,9 +173,22 @@ class Simulation:
     def _between(self, round_no: int) -> None:
         if self.between_rounds is None:
             return
+        started = time.monotonic()
         version = self.between_rounds(round_no)
         if version is not None:
+            made = time.monotonic()
             self._await_version(version)
+            served = time.monotonic()
+            # From the start of the retrain to the worker's first list by the new version.
+            self._swaps.append(
+                {
+                    "after_round": round_no,
+                    "version": version,
+                    "retrain_s": round(made - started, 2),
+                    "to_serving_s": round(served - made, 2),
+                    "total_s": round(served - started, 2),
+                }
+            )
 
     def _await_version(self, version: str) -> None:
         """Probe with ``skip`` events (weight 0: no trending, no history) from a user of its
@@ -193,4 +208,4 @@ class Simulation:
                     f"{self.config.version_timeout_s:g} s after it was made — does it "
                     "hot-swap on model-updates?"
                 )
-            self.sleep(1.0)
+            self.sleep(0.2)

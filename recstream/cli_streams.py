@@ -43,26 +43,34 @@ def worker(
     """Run the stream processor (a faust worker) until interrupted."""
     import faust
 
+    from recstream.artifacts import MANIFEST
     from recstream.streams.app import create_app
     from recstream.streams.connection import KafkaConnection
     from recstream.streams.topics import TopicSpec, ensure_topics
 
     s = _settings(ctx)
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(message)s")
-    recommender = load_recommender(artifacts or s.artifacts, s)
+    path = artifacts or s.artifacts
+    recommender = load_recommender(path, s)
     kafka = KafkaConnection.from_settings(s)
     specs = [
         TopicSpec(s.topic_events, s.partitions),
         TopicSpec(s.topic_recommendations, s.partitions),
         TopicSpec(s.topic_dlq, s.partitions),
         TopicSpec(s.topic_items, s.partitions, compacted=True),
+        # One partition: announcements stay in order (as `retrain` creates it).
+        TopicSpec(s.topic_model_updates, 1),
+        TopicSpec(s.topic_metrics, 1),
     ]
     ensure_topics(kafka, specs, replication=s.replication_factor)
-    faust_app = create_app(kafka, worker_config(s, recommender.max_len), recommender)
+    # Announced versions are looked for beside the one served (or under the given root).
+    root = path.parent if (path / MANIFEST).is_file() else path
+    config = worker_config(s, recommender.max_len, root)
+    faust_app = create_app(kafka, config, recommender, lambda p: load_recommender(p, s))
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 
-def worker_config(s: Settings, max_len: int) -> WorkerConfig:
+def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None) -> WorkerConfig:
     from recstream.streams.app import WorkerConfig
     from recstream.streams.decoding import Limits
     from recstream.streams.pipeline import PipelineConfig
@@ -73,6 +81,8 @@ def worker_config(s: Settings, max_len: int) -> WorkerConfig:
         topic_dlq=s.topic_dlq,
         topic_recommendations=s.topic_recommendations,
         topic_items=s.topic_items,
+        topic_model_updates=s.topic_model_updates,
+        topic_metrics=s.topic_metrics,
         partitions=s.partitions,
         batch_size=s.batch_size,
         batch_wait_s=s.batch_wait_ms / 1000,
@@ -84,11 +94,16 @@ def worker_config(s: Settings, max_len: int) -> WorkerConfig:
         limits=Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms),
         mmr_by_category=s.mmr_similarity == "category",
         session_timeout_s=s.session_timeout_s,
+        metrics_interval_s=s.metrics_interval_s,
+        worker_id=s.worker_id or "",
+        artifacts_root=artifacts_root or s.artifacts,
         pipeline=PipelineConfig(
             k=s.top_k,
             max_len=max_len,
             weights=dict(s.event_weights),
             trending_half_life_ms=s.trending_half_life_hours * 3600 * 1000,
+            attribution_window_ms=int(s.attribution_window_s * 1000),
+            served_kept=s.attribution_lists,
         ),
     )
 

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=65536, ge=256)
     # Events stamped further than this in the future are rejected (clock skew allowance).
     max_future_skew_ms: int = Field(default=86_400_000, ge=0)
+    # Online metrics: an interaction without rec_id counts as a hit on the user's last list
+    # when it happens within this window after the list was made.
+    attribution_window_s: float = Field(default=1800.0, ge=0.0)
+    # Lists kept per user to attribute interactions that carry a rec_id.
+    attribution_lists: int = Field(default=5, ge=1, le=100)
+    # Seconds between two metrics snapshots on the metrics topic.
+    metrics_interval_s: float = Field(default=10.0, ge=0.1, le=3600.0)
+    # Names this worker in snapshots and in Redis (which version it serves); default host-pid.
+    worker_id: str | None = None
 
     @field_validator("event_weights")
     @classmethod

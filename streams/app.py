@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import faust
 from faust.web import Request, View
 from faust.web import Response as WebResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.process_collector import ProcessCollector
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,9 +28,11 @@ from recstream.streams.catalog import refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
+from recstream.streams.metrics import OnlineMetrics, read_cluster, snapshot
 from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig
 from recstream.streams.recommender import ModelRecommender, Recommender
-from recstream.streams.records import CatalogItem
+from recstream.streams.records import CatalogItem, ModelUpdate
+from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
 
@@ -39,6 +47,8 @@ class WorkerConfig:
     topic_dlq: str = "events.dlq"
     topic_recommendations: str = "recommendations"
     topic_items: str = "items"
+    topic_model_updates: str = "model-updates"
+    topic_metrics: str = "metrics"
     partitions: int = 4
     batch_size: int = 256
     batch_wait_s: float = 0.005
@@ -52,6 +62,13 @@ class WorkerConfig:
     catalog_refresh_s: float = 1.0
     session_timeout_s: float = 30.0
     mmr_by_category: bool = False
+    metrics_interval_s: float = 10.0
+    worker_id: str = ""  # empty: host-pid
+    artifacts_root: Path = Path("./artifacts")  # where announced versions are looked for
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def now_ms() -> int:
@@ -134,7 +151,13 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
-def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recommender) -> faust.App:
+def create_app(
+    kafka: KafkaConnection,
+    config: WorkerConfig,
+    recommender: Recommender,
+    load: Callable[[Path], Recommender] | None = None,
+) -> faust.App:
+    """The worker. ``load`` (artifact version directory → recommender) enables hot swaps."""
     app = faust.App(
         config.app_id,
         broker=kafka.faust_broker(),
@@ -156,9 +179,19 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
     out_topic = config.topic_recommendations
     keys = Keys(config.redis_prefix)
     redis = redis_client(config.redis_url, config.redis_password)
-    pipeline = Pipeline(redis, keys, recommender, config.pipeline)
-    if config.mmr_by_category and isinstance(recommender, ModelRecommender):
-        recommender.category_of = lambda item: pipeline.catalog.category(item)
+    worker_id = config.worker_id or default_worker_id()
+    metrics = OnlineMetrics(recommender.version, now_ms())
+    pipeline = Pipeline(redis, keys, recommender, config.pipeline, metrics=metrics)
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    ProcessCollector(registry=registry)
+
+    def prepare(model: Recommender) -> Recommender:
+        if config.mmr_by_category and isinstance(model, ModelRecommender):
+            model.category_of = lambda item: pipeline.catalog.category(item)
+        return model
+
+    prepare(recommender)
 
     async def send_dead_letters(rejected: Sequence[Rejected]) -> None:
         for item in rejected:
@@ -198,6 +231,63 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
         except TRANSIENT as exc:
             log.warning("catalogue refresh failed: %r", exc)
 
+    async def record_serving() -> None:
+        """Which version this worker serves since when, for scripts that wait for a swap."""
+        entry = {"version": metrics.serving, "since_ms": metrics.since_ms, "seen_ms": now_ms()}
+        await redis.hset(keys.workers(), worker_id, json.dumps(entry))
+
+    async def apply_update(load: Callable[[Path], Recommender], update: ModelUpdate) -> bool:
+        current = pipeline.recommender.version
+        log.info("model %s announced (%s); serving %s", update.version, update.path, current)
+        try:
+            fresh = prepare(await load_update(update, config.artifacts_root, load))
+        except Exception as exc:
+            log.error("refusing model %s, still serving %s: %s", update.version, current, exc)
+            metrics.swaps["failed"] += 1
+            await retry(lambda: redis.hincrby(keys.stats(), "swap_failures", 1), "counting")
+            return False
+        # The agent takes the recommender once per batch: the swap lands between batches.
+        pipeline.recommender = fresh
+        metrics.serve(fresh.version, now_ms())
+        metrics.swaps["ok"] += 1
+        log.info("now serving model %s", fresh.version)
+        await retry(record_serving, "recording the served version")
+        return True
+
+    @app.task
+    async def follow_model_updates() -> None:
+        await retry(record_serving, "recording the served version")
+        if load is None:
+            return
+        apply = functools.partial(apply_update, load)
+        while True:
+            try:
+                await follow(
+                    kafka, config.topic_model_updates, lambda: pipeline.recommender.version, apply
+                )
+            except Exception:
+                log.exception("following %s failed; again in 2 s", config.topic_model_updates)
+                await asyncio.sleep(2.0)
+
+    @app.timer(config.metrics_interval_s)
+    async def publish_metrics() -> None:
+        try:
+            cluster = await read_cluster(redis, keys)
+            await record_serving()  # doubles as a heartbeat (seen_ms)
+        except TRANSIENT as exc:
+            log.warning("metrics snapshot skipped: %r", exc)
+            return
+        record = snapshot(worker_id, now_ms(), metrics, cluster)
+        value = json.dumps(record, separators=(",", ":")).encode()
+        await app.producer.send(config.topic_metrics, worker_id.encode(), value, None, None, None)
+
+    @app.page("/metrics")
+    async def prometheus(web: View, request: Request) -> WebResponse:
+        """This process's metrics in Prometheus' text format."""
+        # As a header: aiohttp refuses a charset inside its content_type argument.
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        return web.bytes(generate_latest(registry), headers=headers)
+
     @app.page("/users/{user_id}/recommendations")
     async def latest(web: View, request: Request, user_id: str) -> WebResponse:
         """The latest list made for this user (pull API)."""
@@ -206,5 +296,5 @@ def create_app(kafka: KafkaConnection, config: WorkerConfig, recommender: Recomm
             return web.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
         return web.bytes(_as_bytes(stored), content_type="application/json")
 
-    app.pipeline = pipeline  # type: ignore[attr-defined]  # for the worker's hot swap (step 5)
+    app.pipeline = pipeline  # type: ignore[attr-defined]
     return app

@@ -19,6 +19,7 @@ class Catalog:
     def __init__(self, items: Mapping[str, CatalogItem] | None = None) -> None:
         self._items = dict(items or {})
         self._unavailable = frozenset(i for i, it in self._items.items() if not it.available)
+        self.has_categories = any(it.category is not None for it in self._items.values())
         self.version = -1
 
     def __len__(self) -> int:

@@ -86,6 +86,11 @@ class KafkaConnection:
         context = self.ssl_context()
         return faust.SSLCredentials(context) if context else None
 
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's clients beside the faust app (e.g. the consumer
+        that follows model-updates): the same names as kafka-python's."""
+        return self.kafka_python_kwargs()
+
     def kafka_python_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's KafkaProducer/KafkaConsumer/KafkaAdminClient."""
         kwargs: dict[str, Any] = {

@@ -33,3 +33,23 @@ class Keys:
 
     def catalog_version(self) -> str:
         return f"{self.prefix}:catalog:version"
+
+    def served(self, user_id: str) -> str:
+        """The user's last few served lists, for attribution (kept apart from the state)."""
+        return f"{self.prefix}:user:{user_id}:served"
+
+    def metrics(self, version: str) -> str:
+        """Cluster-wide counters of one model version (hash)."""
+        return f"{self.prefix}:metrics:{version}"
+
+    def metrics_items(self, version: str) -> str:
+        """Distinct items shown by one model version (HyperLogLog)."""
+        return f"{self.prefix}:metrics:{version}:items"
+
+    def metrics_versions(self) -> str:
+        """Versions that have counters (set)."""
+        return f"{self.prefix}:metrics:versions"
+
+    def workers(self) -> str:
+        """Worker id → ``{"version", "since_ms", "seen_ms"}`` (hash of JSON)."""
+        return f"{self.prefix}:workers"

@@ -4,20 +4,41 @@ Two Redis round trips per batch (read everything, then write everything in one M
 encoder call and one index search. Idempotent: a partition's watermark (highest applied offset)
 and producers' event ids gate every state change, so a replay after a crash rewrites nothing —
 but still yields a list, because the list of the first attempt may never have been published.
+
+The same two round trips carry attribution (each user's last served lists, in a key of their
+own) and the online metrics (per-version counters, incremented once per batch).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from redis.asyncio import Redis
 
+from recstream.streams.attribution import (
+    Hit,
+    Served,
+    attribute_batch,
+    served_from_json,
+    served_to_json,
+)
 from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
 from recstream.streams.keys import Keys
+from recstream.streams.metrics import (
+    HINCR_SCRIPT,
+    PFADD_JSON_SCRIPT,
+    BatchMetrics,
+    OnlineMetrics,
+    category_diversity,
+    embedding_diversity,
+    increment_args,
+)
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
@@ -34,6 +55,8 @@ class PipelineConfig:
     weights: dict[str, float] = field(default_factory=dict)
     trending_half_life_ms: float = 6 * 3600 * 1000
     event_id_ttl_s: int = 7 * 24 * 3600
+    attribution_window_ms: int = 30 * 60 * 1000
+    served_kept: int = 5  # lists kept per user for attribution by rec_id
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,7 @@ class Snapshot:
     states: dict[str, UserState]
     watermarks: dict[tuple[str, int], int]
     known_event_ids: set[str]
+    served: dict[str, list[Served]]
 
 
 class Pipeline:
@@ -65,16 +89,24 @@ class Pipeline:
         recommender: Recommender,
         config: PipelineConfig,
         catalog: Catalog | None = None,
+        metrics: OnlineMetrics | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.recommender = recommender
         self.config = config
         self.catalog = catalog or Catalog()
+        self.metrics = metrics or OnlineMetrics(recommender.version)
+        # Clicks and purchases always count as hits; other types when they weigh anything.
+        positive = {t for t, w in config.weights.items() if w > 0}
+        self.counted = frozenset({"click", "purchase", *positive})
+        self._registered: set[str] = set()  # versions this process added to metrics:versions
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
+        started = time.perf_counter()
         snapshot = await self._read(batch)
-        states, applied, after = self._apply(batch, snapshot)
+        states, flags, after = self._apply(batch, snapshot)
+        applied = [v for v, done in zip(batch, flags, strict=True) if done]
         # Unavailable items join each user's exclusions: the index drops those by row number,
         # which is far cheaper than a per-candidate availability callback.
         unavailable = self.catalog.unavailable
@@ -84,13 +116,25 @@ class Pipeline:
         ]
         recommender = self.recommender  # one model for the whole batch, even during a swap
         lists = recommender.recommend(requests, self.config.k)
+        warm = [bool(items) for items in lists]  # made by the model, not trending
         lists = await self._fill_cold(lists, after)
         created = int(time.time() * 1000)
         version = recommender.version
         recs = [
             self._record(v, items, version, created) for v, items in zip(batch, lists, strict=True)
         ]
-        await self._write(batch, states, applied, recs)
+        ids = [[i for i, _ in rec.items] for rec in recs]
+        made = (Served(r.rec_id, created, version, row) for r, row in zip(recs, ids, strict=True))
+        hits = attribute_batch(
+            zip((v.event for v in batch), flags, made, strict=True),
+            snapshot.served,
+            self.config.attribution_window_ms,
+            self.config.served_kept,
+            self.counted,
+        )
+        measured = self._measure(recommender, applied, ids, warm, hits, created)
+        await self._write(batch, states, applied, recs, snapshot.served, measured)
+        self.metrics.record(measured, time.perf_counter() - started)
         return recs
 
     async def _read(self, batch: Sequence[Valid]) -> Snapshot:
@@ -99,25 +143,27 @@ class Pipeline:
         eids = sorted({v.event.event_id for v in batch if v.event.event_id})
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.mget([self.keys.state(u) for u in users])
+            pipe.mget([self.keys.served(u) for u in users])
             pipe.mget([self.keys.watermark(t, p) for t, p in parts])
             if eids:
                 pipe.mget([self.keys.event_id(e) for e in eids])
             replies = await pipe.execute()
-        seen_ids = {e for e, hit in zip(eids, replies[2], strict=True) if hit} if eids else set()
+        seen_ids = {e for e, hit in zip(eids, replies[3], strict=True) if hit} if eids else set()
         return Snapshot(
             states={u: UserState.from_json(raw) for u, raw in zip(users, replies[0], strict=True)},
-            watermarks={p: int(w) for p, w in zip(parts, replies[1], strict=True) if w is not None},
+            watermarks={p: int(w) for p, w in zip(parts, replies[2], strict=True) if w is not None},
             known_event_ids=seen_ids,
+            served={u: served_from_json(raw) for u, raw in zip(users, replies[1], strict=True)},
         )
 
     def _apply(
         self, batch: Sequence[Valid], snap: Snapshot
-    ) -> tuple[dict[str, UserState], list[Valid], list[UserState]]:
-        """Fold the batch into the states; returns the final states, the events that were
-        applied (not replays or duplicates) and each event's state right after it."""
+    ) -> tuple[dict[str, UserState], list[bool], list[UserState]]:
+        """Fold the batch into the states; returns the final states, whether each event was
+        applied (not a replay or duplicate) and each event's state right after it."""
         states = dict(snap.states)
         seen_ids = set(snap.known_event_ids)
-        applied: list[Valid] = []
+        applied: list[bool] = []
         after: list[UserState] = []
         for v in batch:
             event, src = v.event, v.source
@@ -128,9 +174,9 @@ class Pipeline:
                 states[event.user_id] = apply_event(
                     states[event.user_id], event, self.config.weights, self.config.max_len, category
                 )
-                applied.append(v)
                 if event.event_id is not None:
                     seen_ids.add(event.event_id)
+            applied.append(not (replay or duplicate))
             after.append(states[event.user_id])
         return states, applied, after
 
@@ -164,6 +210,44 @@ class Pipeline:
                     break
         return out
 
+    def _measure(
+        self,
+        recommender: Recommender,
+        applied: list[Valid],
+        ids: list[list[str]],
+        warm: list[bool],
+        hits: list[Hit],
+        created: int,
+    ) -> BatchMetrics:
+        """The batch's numbers for the online metrics; ``ids``: the item ids of each list."""
+        latency_ms = np.fromiter((created - v.event.ts for v in applied), np.float64, len(applied))
+        return BatchMetrics(
+            version=recommender.version,
+            applied=len(applied),
+            lists=len(ids),
+            items_shown=sum(len(row) for row in ids),
+            shown={i for row in ids for i in row},
+            catalog_size=recommender.catalog_size or len(self.catalog) or None,
+            diversity=self._diversity(recommender, ids, warm),
+            latency_s=latency_ms / 1000,
+            hits=hits,
+        )
+
+    def _diversity(
+        self, recommender: Recommender, ids: list[list[str]], warm: list[bool]
+    ) -> np.ndarray:
+        """By category when the catalogue knows categories, else by the model's item vectors
+        (lists the model made; trending items may be unknown to it); NaN: not measured."""
+        if self.catalog.has_categories:
+            return category_diversity(ids, self.catalog.category)
+        out = np.full(len(ids), np.nan)
+        rows = [b for b, w in enumerate(warm) if w]
+        if rows:
+            table = recommender.item_features([i for b in rows for i in ids[b]])
+            if table is not None:
+                out[rows] = embedding_diversity([len(ids[b]) for b in rows], table)
+        return out
+
     @staticmethod
     def _record(v: Valid, items: Scored, version: str, created: int) -> Outgoing:
         rec_id = uuid.uuid4().hex
@@ -177,6 +261,8 @@ class Pipeline:
         states: dict[str, UserState],
         applied: list[Valid],
         recs: list[Outgoing],
+        served: dict[str, list[Served]],
+        measured: BatchMetrics,
     ) -> None:
         """Everything the batch changes, in one MULTI with few commands (a command costs more
         in redis-py than the bytes it carries, so values are grouped into MSETs)."""
@@ -189,6 +275,9 @@ class Pipeline:
             self.keys.state(u): states[u].to_json() for u in sorted(changed)
         }
         values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
+        values.update({self.keys.served(u): served_to_json(served[u]) for u in served})
+        increments = measured.increments()
+        new_versions = set(increments) - self._registered
         async with self.redis.pipeline(transaction=True) as pipe:
             if values:
                 pipe.mset(values)
@@ -202,7 +291,18 @@ class Pipeline:
                 pipe.eval(_MAX_SCRIPT, 1, self.keys.watermark(topic, part), offset)
             pipe.hincrby(self.keys.stats(), "valid", len(batch))
             pipe.hincrby(self.keys.stats(), "applied", len(applied))
+            for version, fields in increments.items():
+                pipe.eval(HINCR_SCRIPT, 1, self.keys.metrics(version), *increment_args(fields))
+            if measured.shown:
+                items = json.dumps(list(measured.shown))
+                pipe.eval(PFADD_JSON_SCRIPT, 1, self.keys.metrics_items(measured.version), items)
+            if measured.catalog_size:
+                metrics_key = self.keys.metrics(measured.version)
+                pipe.hset(metrics_key, "catalog_size", measured.catalog_size)
+            if new_versions:
+                pipe.sadd(self.keys.metrics_versions(), *sorted(new_versions))
             await pipe.execute()
+        self._registered |= new_versions
 
     def _trending_increments(self, applied: list[Valid]) -> dict[tuple[str, str], float]:
         """Summed decayed weights per (sorted set, item) for the batch's applied events."""

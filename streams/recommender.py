@@ -43,9 +43,12 @@ class Index(Protocol):
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray: ...
 
+    def __len__(self) -> int: ...
+
 
 class Recommender(Protocol):
-    """What the pipeline needs: lists for a batch of requests (empty = no usable history)."""
+    """What the pipeline needs: lists for a batch of requests (empty = no usable history),
+    and, for the online metrics, the catalogue size and item features (None: unknown)."""
 
     @property
     def version(self) -> str: ...
@@ -54,6 +57,15 @@ class Recommender(Protocol):
     def max_len(self) -> int: ...
 
     def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]: ...
+
+    @property
+    def catalog_size(self) -> int | None:
+        """How many items it can recommend: the denominator of catalogue coverage."""
+        ...
+
+    def item_features(self, item_ids: Sequence[str]) -> np.ndarray | None:
+        """``[N, F]`` vectors for intra-list diversity, or None when it has none for them."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,16 @@ class ModelRecommender:
     @property
     def max_len(self) -> int:
         return self.encoder.max_len
+
+    @property
+    def catalog_size(self) -> int:
+        return len(self.index)
+
+    def item_features(self, item_ids: Sequence[str]) -> np.ndarray | None:
+        try:
+            return self.index.vectors(item_ids)
+        except (KeyError, ValueError):  # an item the model does not know (trending)
+            return None
 
     def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]:
         """One list per request, best first; an empty list for a request without usable
@@ -140,6 +162,10 @@ class NoModel:
 
     version = "none"
     max_len = 200
+    catalog_size = None
 
     def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]:
         return [[] for _ in requests]
+
+    def item_features(self, item_ids: Sequence[str]) -> np.ndarray | None:
+        return None

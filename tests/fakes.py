@@ -36,6 +36,9 @@ class ExactIndex:
         self.table = np.asarray(vectors, dtype=np.float32)
         self.row = {item: i for i, item in enumerate(item_ids)}
 
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
     def search(
         self,
         vectors: np.ndarray,
@@ -53,7 +56,7 @@ class ExactIndex:
         return ids_out, scores_out
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
-        return self.table[[self.row[i] for i in item_ids]]
+        return self.table[[self.row[i] for i in item_ids]]  # KeyError for an unknown item
 
 
 def genre_world(n_genres: int = 4, per_genre: int = 10, d: int = 8, seed: int = 0):

@@ -76,6 +76,14 @@ class Names:
         return f"recommendations-{self.tag}"
 
     @property
+    def model_updates(self) -> str:
+        return f"model-updates-{self.tag}"
+
+    @property
+    def metrics(self) -> str:
+        return f"metrics-{self.tag}"
+
+    @property
     def app_id(self) -> str:
         return f"recstream-test-{self.tag}"
 
@@ -88,6 +96,8 @@ class Names:
             "RECSTREAM_TOPIC_EVENTS": self.events,
             "RECSTREAM_TOPIC_DLQ": self.dlq,
             "RECSTREAM_TOPIC_RECOMMENDATIONS": self.recommendations,
+            "RECSTREAM_TOPIC_MODEL_UPDATES": self.model_updates,
+            "RECSTREAM_TOPIC_METRICS": self.metrics,
             "RECSTREAM_APP_ID": self.app_id,
             "RECSTREAM_REDIS_PREFIX": self.redis_prefix,
         }

@@ -51,7 +51,11 @@ def worker(
     s = _settings(ctx)
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(message)s")
     path = artifacts or s.artifacts
-    recommender = load_recommender(path, s)
+    try:
+        recommender = load_recommender(path, s)
+    except (ValueError, RuntimeError, OSError) as exc:
+        typer.echo(f"recstream worker: cannot load a model from {path}: {exc}", err=True)
+        raise typer.Exit(1) from None
     kafka = KafkaConnection.from_settings(s)
     specs = [
         TopicSpec(s.topic_events, s.partitions),
@@ -123,10 +127,23 @@ def load_recommender(path: Path, s: Settings) -> Recommender:
     from recstream.model import Encoder
     from recstream.streams.recommender import ModelRecommender
 
-    version = resolve_version(path)
-    encoder = Encoder.load(version, threads=1)
-    index = load_index(version, threads=1)
-    return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
+    def load(version: Path) -> Recommender:
+        encoder = Encoder.load(version, threads=1)
+        index = load_index(version, threads=1)
+        return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
+
+    if (path / "manifest.json").is_file():
+        return load(resolve_version(path))  # exactly this version, or an error
+    # A root: the newest version that verifies. A broken newest one (say, refused by a hot
+    # swap and left on disk) must not keep a restarted worker from serving the previous one.
+    problems = []
+    for version in reversed(list_versions(path)):
+        try:
+            return load(version)
+        except (ValueError, RuntimeError, OSError) as exc:  # ArtifactError, bad config, I/O
+            logging.getLogger("recstream.worker").error("skipping %s: %s", version, exc)
+            problems.append(f"{version.name}: {exc}")
+    raise ValueError(f"no usable model version under {path}: " + "; ".join(problems))
 
 
 def _lines(path: Path | None) -> TextIO:

@@ -36,5 +36,5 @@ def test_broken_newest_version_falls_back_to_the_previous_one(tmp_path: Path) ->
     weights = v2 / WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-7])  # truncated: refused by its checksum
     assert load_recommender(tmp_path, Settings()).version == v1.name
-    with pytest.raises(RuntimeError, match="truncated|checksum|sha256"):
+    with pytest.raises(RuntimeError, match=r"truncated|checksum|sha256"):
         load_recommender(v2, Settings())  # a version asked for by name is never replaced

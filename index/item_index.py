@@ -78,10 +78,15 @@ class ItemIndex:
         """Embedding rows ``[len(item_ids), d]`` (as the model produced them) for these ids."""
         if isinstance(item_ids, str):
             raise ValueError("vectors() takes a sequence of item ids, got one string")
-        missing = [i for i in item_ids if i not in self.core.row_of]
-        if missing:
-            raise ValueError(f"{len(missing)} unknown item ids, e.g. {missing[0]!r}")
-        rows = np.fromiter((self.core.row_of[i] for i in item_ids), dtype=np.int64)
+        row_of = self.core.row_of
+        try:
+            # map() in C: a per-id Python generator was most of this call's time.
+            rows = np.fromiter(
+                map(row_of.__getitem__, item_ids), dtype=np.int64, count=len(item_ids)
+            )
+        except KeyError:
+            missing = [i for i in item_ids if i not in row_of]
+            raise ValueError(f"{len(missing)} unknown item ids, e.g. {missing[0]!r}") from None
         return np.asarray(self._embeddings[rows], dtype=np.float32).reshape(len(rows), self.dim)
 
     @property

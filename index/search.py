@@ -44,12 +44,25 @@ class SearchCore:
 
     def candidates(self, queries: np.ndarray, fetch: int) -> np.ndarray:
         """Approximate top-``fetch`` catalogue rows ``[B, fetch]`` (-1 where faiss ran short)."""
+        if self.family == "flat":
+            return _exact_candidates(queries, self.rows, fetch)
         params = search_params(self.family, self.knob, fetch)
         with faiss_threads(self.threads):
             _, labels = self.index.search(
                 to_index_space(queries, self.transform), fetch, params=params
             )
         return np.asarray(labels)
+
+
+def _exact_candidates(queries: np.ndarray, rows: np.ndarray, fetch: int) -> np.ndarray:
+    """The top-``fetch`` rows by exact score, unordered: one matrix product and a partial sort
+    beat faiss's per-query heaps for a flat index (3.5 vs 8.4 ms for 256 queries over 3,706
+    items with fetch 110, one thread); the caller orders the survivors by exact score."""
+    n = rows.shape[0]
+    if fetch >= n:
+        return np.broadcast_to(np.arange(n, dtype=np.int64), (queries.shape[0], n)).copy()
+    scores = queries @ rows.T  # [B, n]
+    return np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch].astype(np.int64)
 
 
 def search_rows(

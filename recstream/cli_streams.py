@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -71,6 +72,10 @@ def worker(
     root = path.parent if (path / MANIFEST).is_file() else path
     config = worker_config(s, recommender.max_len, root)
     faust_app = create_app(kafka, config, recommender, lambda p: load_recommender(p, s))
+    # Everything loaded so far (libraries, model, vocabulary) lives as long as the process:
+    # keep it out of the cyclic garbage collector's full scans, which otherwise stall the
+    # hot path for milliseconds (measured: 8% of a micro-batch's time).
+    gc.freeze()
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 

@@ -11,10 +11,11 @@ must leave the state byte-identical, while it produces new lists.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from recstream.streams.records import Event
 
@@ -48,7 +49,7 @@ class Hit:
 
 def served_to_json(lists: Iterable[Served]) -> str:
     """Compact rows, oldest first: ``[rec_id, created_ts, version, [items], [hits]]``."""
-    return json.dumps([s.row() for s in lists], separators=(",", ":"))
+    return orjson.dumps([s.row() for s in lists]).decode()
 
 
 def served_from_json(raw: bytes | str | None) -> list[Served]:
@@ -57,7 +58,7 @@ def served_from_json(raw: bytes | str | None) -> list[Served]:
     if not raw:
         return []
     try:
-        return [Served(*row) for row in json.loads(raw)]
+        return [Served(*row) for row in orjson.loads(raw)]
     except (ValueError, TypeError):
         return []
 

@@ -54,7 +54,8 @@ def mmr_batch(relevance: np.ndarray, features: np.ndarray, k: int, lam: float) -
     batch, n = rel.shape
     counts = np.minimum(np.isfinite(rel).sum(axis=1), max(k, 0))
     steps = int(counts.max()) if batch else 0
-    unit = unit_rows(np.asarray(features, dtype=np.float64))
+    # float32 and a batched matrix product: einsum in float64 was most of MMR's time.
+    unit = unit_rows(np.asarray(features, dtype=np.float32))
     rows = np.arange(batch)
     picked = np.zeros((batch, steps), dtype=np.int64)
     available = np.isfinite(rel)
@@ -64,7 +65,7 @@ def mmr_batch(relevance: np.ndarray, features: np.ndarray, k: int, lam: float) -
         best = np.where(available, gain, -np.inf).argmax(axis=1)
         picked[:, step] = best
         available[rows, best] = False
-        similarity = np.einsum("bnf,bf->bn", unit, unit[rows, best])
+        similarity = np.matmul(unit, unit[rows, best][:, :, None])[:, :, 0]  # [B, N]
         closest = np.maximum(closest, similarity)
     return [picked[b, : counts[b]] for b in range(batch)]
 

@@ -139,7 +139,9 @@ class ModelRecommender:
         features = self._features(ids, width)
         orders = mmr_batch(rel, features, k, self.mmr_lambda)
         return [
-            [(r[j], s[j]) for j in order] for r, s, order in zip(ids, scores, orders, strict=True)
+            # tolist(): indexing with numpy integers costs microseconds per item
+            [(r[j], s[j]) for j in order.tolist()]
+            for r, s, order in zip(ids, scores, orders, strict=True)
         ]
 
     def _features(self, ids: list[list[str]], width: int) -> np.ndarray:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 EventType = Literal["click", "purchase", "view", "add_to_cart", "like", "skip"]
@@ -70,7 +70,7 @@ def recommendation_json(
     """The ``recommendations`` record as JSON bytes, without building pydantic objects: the
     worker makes one per event, every value is its own, and validating them again would cost
     more than the rest of the list's serialisation (a unit test pins this to the model)."""
-    return json.dumps(
+    return orjson.dumps(
         {
             "rec_id": rec_id,
             "user_id": user_id,
@@ -84,8 +84,7 @@ def recommendation_json(
             "event_ts": event_ts,
             "created_ts": created_ts,
         },
-        separators=(",", ":"),
-    ).encode()
+    )
 
 
 class DeadLetter(_Record):

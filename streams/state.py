@@ -9,9 +9,10 @@ canonical JSON string, so "a replay changes nothing" can be checked byte for byt
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import orjson
 
 from recstream.streams.records import Event
 
@@ -45,13 +46,14 @@ class UserState:
             "cats": dict(self.categories),
             "n": self.events,
         }
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        # orjson: compact, sorted keys, several times faster than json on the hot path.
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
     def from_json(cls, raw: bytes | str | None) -> UserState:
         if not raw:
             return cls()
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         return cls(
             sequence=tuple(data["seq"]),
             seen=tuple(data["seen"]),

@@ -22,18 +22,18 @@ class ModelConfig:
     max_len: int = 100
     dim: int = 64
     n_layers: int = 2
-    n_heads: int = 2
-    dropout: float = 0.2
+    n_heads: int = 1
+    dropout: float = 0.1
     # History the served model reads (0 = max_len). The newest item always sits at the last
     # position, so a shorter history is a valid input; on ML-1M the last 50 of 100 items rank
     # as well as all 100 and encode in half the time.
-    serve_len: int = 0
+    serve_len: int = 50
     # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout.
-    block: str = "pre"
+    block: str = "kang"
 
     @property
     def inference_len(self) -> int:
-        return self.serve_len or self.max_len
+        return min(self.serve_len, self.max_len) if self.serve_len else self.max_len
 
     def __post_init__(self) -> None:
         if self.n_items < 0:
@@ -44,8 +44,8 @@ class ModelConfig:
             raise ValueError(f"dim={self.dim} must be a multiple of n_heads={self.n_heads}")
         if self.block not in BLOCKS:
             raise ValueError(f"block {self.block!r} unknown; expected one of {', '.join(BLOCKS)}")
-        if not 0 <= self.serve_len <= self.max_len:
-            raise ValueError(f"serve_len={self.serve_len} must be in [0, max_len={self.max_len}]")
+        if self.serve_len < 0:
+            raise ValueError(f"serve_len={self.serve_len} must be >= 0 (0 = max_len)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
 
@@ -62,16 +62,20 @@ class ModelConfig:
         unknown = sorted(set(raw) - names)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}; expected {sorted(names)}")
-        return cls(**raw)
+        # Artifacts written before these keys existed were pre-norm and read the whole max_len:
+        # the new defaults must not silently change what an old model computes.
+        return cls(**{"block": "pre", "serve_len": 0, **raw})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: optimiser, loss, stopping. Recorded in ``metrics.json``."""
 
-    epochs: int = 36
-    batch_size: int = 128
-    lr: float = 2e-3
+    epochs: int = 40
+    # Small batches: 4x the updates per epoch of 128 for the same arithmetic, which on ML-1M
+    # reached in 10 epochs what batch 128 reached in 40.
+    batch_size: int = 32
+    lr: float = 1e-3
     # Cosine decay from lr to 0 over `epochs`: most of a long run's gain in a short budget.
     schedule: str = "cosine"
     weight_decay: float = 0.0

@@ -53,19 +53,19 @@ def train(
     max_len: Annotated[int, typer.Option(help="Items of history the model reads (L).")] = 100,
     serve_len: Annotated[
         int, typer.Option(help="History length the served model reads (0 = max-len).")
-    ] = 0,
+    ] = 50,
     block: Annotated[
         str, typer.Option(help="pre (pre-norm blocks) or kang (the SASRec paper's layout).")
-    ] = "pre",
+    ] = "kang",
     dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
-    heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
+    heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 1,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
     loss: Annotated[str, typer.Option(help="ce (full softmax), sampled or gbce.")] = "ce",
     negatives: Annotated[int, typer.Option(help="Negatives for sampled/gbce.")] = 256,
-    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule's length).")] = 36,
-    batch_size: Annotated[int, typer.Option(help="Users per batch.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = 2e-3,
+    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule's length).")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = 1e-3,
     schedule: Annotated[str, typer.Option(help="cosine (decay to 0) or constant.")] = "cosine",
     full_history: Annotated[
         bool,

@@ -113,7 +113,8 @@ def test_encoder_skips_unknown_truncates_and_flags_cold_users(version: Path) -> 
 
 def test_served_history_length_reads_the_newest_items_only(trained: Trained) -> None:
     with pytest.raises(ValueError, match="serve_len"):
-        ModelConfig(max_len=4, serve_len=5)
+        ModelConfig(max_len=4, serve_len=-1)
+    assert ModelConfig(max_len=4, serve_len=50).inference_len == 4  # at most max_len
     short = dataclasses.replace(trained, model_config=dataclasses.replace(
         trained.model_config, serve_len=3))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,3 +123,9 @@ def test_served_history_length_reads_the_newest_items_only(trained: Trained) -> 
         history = [f"item-{i}" for i in (3, 1, 4, 1, 5, 9)]
         full, newest = encoder.encode([history, history[-3:]])
         np.testing.assert_allclose(full, newest, rtol=1e-6)
+
+
+def test_configs_written_before_block_and_serve_len_keep_their_meaning() -> None:
+    old = {"n_items": 9, "max_len": 100, "dim": 16, "n_layers": 2, "n_heads": 2, "dropout": 0.2}
+    config = ModelConfig.from_dict(old)
+    assert (config.block, config.inference_len) == ("pre", 100)

@@ -11,6 +11,7 @@ from typing import Any
 LOSSES = ("ce", "sampled", "gbce")
 SCHEDULES = ("cosine", "constant")
 BLOCKS = ("pre", "kang")
+POSITIONS = ("newest", "oldest")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class ModelConfig:
     serve_len: int = 50
     # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout.
     block: str = "kang"
+    # "newest": the newest item always has the last position (any shorter history is a valid
+    # input, so serve_len can cut it); "oldest": positions count from the window's oldest item.
+    positions: str = "newest"
 
     @property
     def inference_len(self) -> int:
@@ -44,6 +48,10 @@ class ModelConfig:
             raise ValueError(f"dim={self.dim} must be a multiple of n_heads={self.n_heads}")
         if self.block not in BLOCKS:
             raise ValueError(f"block {self.block!r} unknown; expected one of {', '.join(BLOCKS)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions {self.positions!r} unknown; expected newest or oldest")
+        if self.positions == "oldest" and self.inference_len != self.max_len:
+            raise ValueError("positions='oldest' reads whole windows: set serve_len to 0")
         if self.serve_len < 0:
             raise ValueError(f"serve_len={self.serve_len} must be >= 0 (0 = max_len)")
         if not 0.0 <= self.dropout < 1.0:

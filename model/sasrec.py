@@ -25,6 +25,7 @@ class SASRec(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.max_len = config.max_len
+        self.oldest_first = config.positions == "oldest"
         self.scale = config.dim**0.5
         self.items = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
         self.positions = nn.Embedding(config.max_len, config.dim)
@@ -66,10 +67,14 @@ class SASRec(nn.Module):
         lengths = valid.sum(dim=1)  # [B]
         if seq.shape[1] > self.max_len:
             raise ValueError(f"sequence length {seq.shape[1]} exceeds max_len {self.max_len}")
-        # Position max_len - 1 is always the newest item, so short and long rows line up.
         t = torch.arange(seq.shape[1], device=seq.device)  # [T]
-        pos = (self.max_len - lengths)[:, None] + t  # [B, T]
-        pos = pos.clamp_max(self.max_len - 1)  # padding slots: any valid index will do
+        if self.oldest_first:
+            # Position 0 is the window's oldest item: for a user with fewer than max_len items,
+            # how far into their whole history an item is (the original SASRec's convention).
+            pos = t.expand(seq.shape[0], -1)  # [B, T]
+        else:
+            # Position max_len - 1 is always the newest item, so short and long rows line up.
+            pos = ((self.max_len - lengths)[:, None] + t).clamp_max(self.max_len - 1)  # [B, T]
         x = self.items(seq) * self.scale + self.positions(pos)  # [B, T, D]
         return self.dropout(x) * valid.unsqueeze(-1), lengths
 

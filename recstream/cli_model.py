@@ -57,6 +57,9 @@ def train(
     block: Annotated[
         str, typer.Option(help="pre (pre-norm blocks) or kang (the SASRec paper's layout).")
     ] = "kang",
+    positions: Annotated[
+        str, typer.Option(help="newest (last item = last position) or oldest (needs serve-len 0).")
+    ] = "newest",
     dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 1,
@@ -106,6 +109,7 @@ def train(
             max_len=max_len,
             serve_len=serve_len,
             block=block,
+            positions=positions,
             dim=dim,
             n_layers=layers,
             n_heads=heads,

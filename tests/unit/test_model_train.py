@@ -48,10 +48,13 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
     assert trained.best_ndcg > 0.9
 
 
-@pytest.mark.parametrize("block", ["pre", "kang"])
-def test_user_vectors_match_forward_and_ignore_padding(block: str) -> None:
+@pytest.mark.parametrize(("block", "positions"), [("pre", "newest"), ("kang", "oldest")])
+def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: str) -> None:
     torch.manual_seed(0)
-    model = SASRec(ModelConfig(n_items=20, max_len=6, dim=16, n_heads=2, block=block)).eval()
+    config = ModelConfig(
+        n_items=20, max_len=6, dim=16, n_heads=2, block=block, positions=positions, serve_len=0
+    )
+    model = SASRec(config).eval()
     seq = torch.tensor([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
     with torch.no_grad():
         full = model(seq)  # [2, 5, D]

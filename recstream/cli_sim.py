@@ -168,7 +168,7 @@ def _follow_between_rounds(
                 seen[0] = current
                 log(f"following {current}; waiting for the worker to serve it")
                 return current
-            time.sleep(2.0)
+            time.sleep(min(2.0, timeout_s))
         log(f"no new version within {timeout_s:.0f} s; carrying on with the served model")
         return None
 

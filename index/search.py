@@ -71,6 +71,8 @@ def search_rows(
     """Top-k eligible rows for each prepared query ``[B, d]``; see the module doc."""
     if not filters:
         return []  # an empty batch
+    if core.family == "flat" and all(f.allowed is None for f in filters):
+        return _flat_masked(core, queries, k, filters)
     n = len(core.item_ids)
     results: dict[int, Hits] = {}
     pending = np.arange(len(filters))
@@ -84,6 +86,33 @@ def search_rows(
     for i in pending:
         results[int(i)] = _exact(core, queries[i], k, filters[i])
     return [results[i] for i in range(len(filters))]
+
+
+def _flat_masked(
+    core: SearchCore, queries: np.ndarray, k: int, filters: list[RowFilter]
+) -> list[Hits]:
+    """Flat index, exclusions only: score everything, mask each row's excluded items, take
+    the top k. The cost no longer grows with the largest exclusion set in the batch, which
+    over-fetching made every row of a batch pay for."""
+    scores = queries @ core.rows.T  # [B, n] exact
+    sizes = [f.excluded.size for f in filters]
+    if sum(sizes):
+        rows = np.repeat(np.arange(len(filters)), sizes)
+        scores[rows, np.concatenate([f.excluded for f in filters])] = -np.inf
+    n = scores.shape[1]
+    top = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        if k < n
+        else np.tile(np.arange(n), (len(filters), 1))
+    )
+    best = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    top, best = np.take_along_axis(top, order, axis=1), np.take_along_axis(best, order, axis=1)
+    hits = []
+    for row, score in zip(top, best, strict=True):
+        keep = np.isfinite(score)  # fewer than k eligible items: the rest were masked
+        hits.append((row[keep].astype(np.int64), score[keep].astype(np.float32)))
+    return hits
 
 
 def _first_fetch(k: int, filters: list[RowFilter]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,8 +21,9 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
 
-    @property
+    @functools.cached_property
     def source(self) -> Source:
+        # Cached: the pipeline asks several times per event and each build is validated.
         return Source(topic=self.topic, partition=self.partition, offset=self.offset)
 
 

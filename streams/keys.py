@@ -23,10 +23,9 @@ class Keys:
     def event_id(self, event_id: str) -> str:
         return f"{self.prefix}:eid:{event_id}"
 
-    def trending(self, category: str | None = None) -> str:
-        return (
-            f"{self.prefix}:trending" if category is None else f"{self.prefix}:trending:{category}"
-        )
+    def trending(self, epoch: int, category: str | None = None) -> str:
+        base = f"{self.prefix}:trending:{epoch}"
+        return base if category is None else f"{base}:{category}"
 
     def catalog(self) -> str:
         return f"{self.prefix}:catalog"

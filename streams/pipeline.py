@@ -43,10 +43,13 @@ from recstream.streams.metrics import (
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
-from recstream.streams.trending import decayed_increment, top_category
-
-# 2026-01-01T00:00:00Z: the forward-decay anchor (see trending.py).
-TRENDING_ANCHOR_MS = 1_767_225_600_000
+from recstream.streams.trending import (
+    decayed_increment,
+    epoch_length_ms,
+    epoch_of,
+    merge_epochs,
+    top_category,
+)
 
 
 @dataclass(frozen=True)
@@ -194,11 +197,14 @@ class Pipeline:
         favourite = {i: top_category(dict(after[i].categories)) for i in cold}
         cats = set(favourite.values())
         fetch = self.config.k * 4 + 50
+        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
             for cat in sorted(cats, key=str):
-                pipe.zrevrange(self.keys.trending(cat), 0, fetch, withscores=True)
+                for e in (epoch, epoch - 1):
+                    pipe.zrevrange(self.keys.trending(e, cat), 0, fetch, withscores=True)
             replies = await pipe.execute()
-        ranked = dict(zip(sorted(cats, key=str), replies, strict=True))
+        pairs = [merge_epochs(*replies[j : j + 2]) for j in range(0, len(replies), 2)]
+        ranked = dict(zip(sorted(cats, key=str), pairs, strict=True))
         filled = list(lists)
         for i in cold:
             filled[i] = self._pick_trending(ranked[favourite[i]], after[i])
@@ -292,8 +298,10 @@ class Pipeline:
             ]
             eids = [self.keys.event_id(v.event.event_id) for v in applied if v.event.event_id]
             if trending or eids:
+                # An epoch's sorted set is read during the next epoch too, then expires.
+                zttl = 3 * epoch_length_ms(self.config.trending_half_life_ms)
                 payload = orjson.dumps(
-                    {"z": trending, "e": eids, "ttl": self.config.event_id_ttl_s}
+                    {"z": trending, "e": eids, "ttl": self.config.event_id_ttl_s, "zttl": zttl}
                 )
                 pipe.eval(_PER_EVENT_SCRIPT, 0, payload)
             for (topic, part), offset in marks.items():
@@ -321,14 +329,12 @@ class Pipeline:
             weight = self.config.weights.get(v.event.type, 0.0)
             if weight <= 0:
                 continue
-            inc = decayed_increment(
-                weight, v.event.ts, TRENDING_ANCHOR_MS, self.config.trending_half_life_ms
-            )
+            epoch, inc = decayed_increment(weight, v.event.ts, self.config.trending_half_life_ms)
             item = v.event.item_id
-            targets = [self.keys.trending()]
+            targets = [self.keys.trending(epoch)]
             category = self.catalog.category(item)
             if category is not None:
-                targets.append(self.keys.trending(category))
+                targets.append(self.keys.trending(epoch, category))
             for key in targets:
                 totals[key, item] = totals.get((key, item), 0.0) + inc
         return totals
@@ -337,7 +343,12 @@ class Pipeline:
 # Keys travel inside the JSON argument, so this is for a single Redis server (not Cluster).
 _PER_EVENT_SCRIPT = """
 local d = cjson.decode(ARGV[1])
-for _, t in ipairs(d.z) do redis.call('ZINCRBY', t[1], t[3], t[2]) end
+local touched = {}
+for _, t in ipairs(d.z) do
+  redis.call('ZINCRBY', t[1], t[3], t[2])
+  touched[t[1]] = true
+end
+for k, _ in pairs(touched) do redis.call('PEXPIRE', k, d.zttl) end
 for _, k in ipairs(d.e) do redis.call('SET', k, 1, 'EX', d.ttl) end
 return 0
 """

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from recstream.streams.recommender import ModelRecommender, NoModel, Request
-from recstream.streams.trending import decayed_increment, top_category
+from recstream.streams.trending import (
+    EPOCH_HALF_LIVES,
+    decayed_increment,
+    merge_epochs,
+    top_category,
+)
 from tests.fakes import ExactIndex, MeanEncoder, genre_world
 
 
@@ -46,10 +51,19 @@ def test_mmr_mixes_genres_when_asked() -> None:
         assert (len(genres) > 1) is expect_mixed
 
 
-def test_trending_decay_and_favourite_category() -> None:
+def test_trending_decay_epochs_and_favourite_category() -> None:
     hour = 3_600_000
-    old = decayed_increment(1.0, 0, 0, hour)
-    new = decayed_increment(1.0, 2 * hour, 0, hour)
-    assert new == 4 * old
+    epoch = EPOCH_HALF_LIVES * hour
+    assert decayed_increment(1.0, 0, hour) == (0, 1.0)
+    assert decayed_increment(1.0, 2 * hour, hour) == (0, 4.0)  # two half-lives later: 4x
+    # Years after any anchor the increments stay finite: each epoch restarts at 2^0.
+    far = 1_795_000_000_000  # 2026-11-18
+    e, inc = decayed_increment(3.0, far, hour)
+    assert e == far // epoch and 3.0 <= inc < 3.0 * 2.0**EPOCH_HALF_LIVES
+    # An item bought once in the previous epoch's last instant ranks like one bought just
+    # now... only if it had 2^64 times the weight: the previous epoch is worth 2^-64.
+    merged = merge_epochs([(b"new", 2.0)], [(b"old", 2.0**EPOCH_HALF_LIVES * 3.0), (b"new", 1.0)])
+    assert [item for item, _ in merged] == [b"old", b"new"]
+    assert merged[0][1] == 3.0
     assert top_category({"a": 1.0, "b": 3.0}) == "b"
     assert top_category({}) is None

@@ -96,6 +96,12 @@ def list_versions(root: Path) -> list[Path]:
     return [p for n, p in sorted((n, p) for n, p in found if n is not None)]
 
 
+def newest_version(root: Path) -> Path | None:
+    """The highest-numbered version directory under ``root``, or None."""
+    versions = list_versions(root)
+    return versions[-1] if versions else None
+
+
 def resolve_version(path: Path) -> Path:
     """Accept an artifact root (newest version wins) or one version directory."""
     if (path / MANIFEST).is_file():

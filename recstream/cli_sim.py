@@ -152,20 +152,21 @@ def _follow_between_rounds(
     carry on with the model being served."""
     import time
 
-    from recstream.artifacts import list_versions
+    from recstream.artifacts import newest_version
 
     def newest() -> str | None:
-        versions = list_versions(root) if root.is_dir() else []
-        return versions[-1].name if versions else None
+        version = newest_version(root)
+        return version.name if version else None
 
-    seen: list[str | None] = [newest()]
+    seen = newest()
 
     def between(round_no: int) -> str | None:
+        nonlocal seen
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             current = newest()
-            if current is not None and (round_no == 0 or current != seen[0]):
-                seen[0] = current
+            if current is not None and (round_no == 0 or current != seen):
+                seen = current
                 log(f"following {current}; waiting for the worker to serve it")
                 return current
             time.sleep(min(2.0, timeout_s))

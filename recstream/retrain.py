@@ -24,7 +24,7 @@ from kafka.structs import TopicPartition
 from recstream.artifacts import (
     MANIFEST,
     ArtifactError,
-    list_versions,
+    newest_version,
     read_manifest,
     sha256_file,
     verify_manifest,
@@ -314,11 +314,6 @@ class RetrainResult:
             "index_s": round(self.index_s, 3),
             "publish_s": round(self.publish_s, 3),
         }
-
-
-def newest_version(root: Path) -> Path | None:
-    versions = list_versions(root)
-    return versions[-1] if versions else None
 
 
 def retrain_once(

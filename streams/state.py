@@ -35,9 +35,6 @@ class UserState:
         state is immutable and the set is asked for once per event and once per list."""
         return frozenset(self.seen).union(self.purchased)
 
-    def exclude(self) -> frozenset[str]:
-        return self.excluded
-
     def to_json(self) -> str:
         payload = {
             "seq": list(self.sequence),

@@ -32,13 +32,13 @@ def test_sequence_keeps_order_and_the_last_l_items() -> None:
 def test_skip_hides_an_item_without_entering_the_sequence() -> None:
     state = fold([ev("a1"), ev("b2", "skip")])
     assert state.sequence == ("a1",)
-    assert "b2" in state.exclude()
+    assert "b2" in state.excluded
 
 
 def test_purchases_are_excluded_and_weigh_more_in_taste() -> None:
     state = fold([ev("a1"), ev("b1", "purchase")])
     assert state.purchased == ("b1",)
-    assert state.exclude() == {"a1", "b1"}
+    assert state.excluded == {"a1", "b1"}
     assert state.categories["b"] > state.categories["a"]
 
 

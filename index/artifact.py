@@ -117,9 +117,12 @@ def read_parts(path: Path, threads: int) -> tuple[SearchCore, np.ndarray, IndexI
         generation = link.resolve()  # pin one generation for the whole load
         try:
             return _read_generation(version_dir, generation, threads)
-        except FileNotFoundError as exc:
-            # Two newer generations were published during this load and ours was pruned;
-            # the link already points at a complete newer one, so read that instead.
+        except (FileNotFoundError, ArtifactError) as exc:
+            # Two newer generations were published during this load and ours was pruned (a
+            # file, or its manifest, vanished): the link already points at a complete newer
+            # one, so read that instead. A fault in the current generation is a real error.
+            if isinstance(exc, ArtifactError) and link.resolve() == generation:
+                raise
             failure = exc
     raise ArtifactError(f"{link}: index replaced faster than it could be loaded ({failure})")
 

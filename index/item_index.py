@@ -24,6 +24,7 @@ class ItemIndex:
         self.info = info
         self._embeddings = embeddings
         self._version = version
+        self._unit: np.ndarray | None = None  # see unit_vectors
 
     @property
     def item_ids(self) -> Sequence[str]:
@@ -67,12 +68,42 @@ class ItemIndex:
         when the catalogue has ``k`` eligible items, else all of them. Scores are the exact
         inner products (cosine similarities for ``metric="cosine"``).
         """
+        rows, scores = self.search_rows(vectors, k, exclude, allowed)
+        ids = self.core.item_ids
+        return (
+            [[ids[r] for r in row[row >= 0].tolist()] for row in rows],
+            [score[np.isfinite(score)].tolist() for score in scores],
+        )
+
+    def search_rows(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Sequence[Collection[str] | None] | None = None,
+        allowed: Allowed | Sequence[Allowed | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` as arrays, for callers that work on rows (ids via :attr:`item_ids`):
+        ``rows`` int64 ``[B, k]`` padded with -1 and ``scores`` float32 ``[B, k]`` padded with
+        -inf, for rows with fewer than ``k`` eligible items."""
         k = check_k(k)
         queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
         filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
         hits = search_rows(self.core, queries, k, filters)
-        ids = self.core.item_ids
-        return [[ids[r] for r in rows] for rows, _ in hits], [s.tolist() for _, s in hits]
+        rows = np.full((len(hits), k), -1, dtype=np.int64)
+        scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
+        for b, (found, score) in enumerate(hits):
+            rows[b, : found.size] = found
+            scores[b, : found.size] = score
+        return rows, scores
+
+    def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Length-1 embedding rows for an array of rows (-1 → a zero vector), ``[*rows, d]``:
+        the similarity features of MMR, normalised once per index rather than per call."""
+        if self._unit is None:
+            norms = np.linalg.norm(self._embeddings, axis=1, keepdims=True)
+            unit = np.asarray(self._embeddings / np.where(norms == 0, 1.0, norms), np.float32)
+            self._unit = np.vstack([unit, np.zeros((1, self.dim), np.float32)])  # row -1
+        return self._unit[rows]
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
         """Embedding rows ``[len(item_ids), d]`` (as the model produced them) for these ids."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recstream.artifacts import ArtifactError, verify_manifest
+from recstream.artifacts import ArtifactError, load_npy, verify_manifest
 
 EMBEDDINGS = "item_embeddings.npy"
 ITEM_IDS = "item_ids.json"
@@ -25,7 +25,7 @@ def read_model_arrays(version_dir: Path) -> tuple[np.ndarray, list[str]]:
 
 def _load_embeddings(path: Path) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        array = load_npy(path)
     except (OSError, ValueError, EOFError) as exc:
         raise ArtifactError(f"{path}: not a readable .npy file ({exc})") from exc
     if array.dtype != np.float32 or array.ndim != 2:

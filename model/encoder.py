@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recstream.artifacts import load_npy
 from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
 
 GROUP = 16  # users per forward pass inside one encode() call
@@ -26,7 +27,7 @@ class Encoder:
         self._model = loaded.model.eval()
         self._index = {item: i + 1 for i, item in enumerate(loaded.item_ids)}
         self._max_len = loaded.config.inference_len  # the served history length
-        embeddings = np.load(loaded.path / EMBEDDINGS, allow_pickle=False)
+        embeddings = load_npy(loaded.path / EMBEDDINGS)
         self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
 
     @classmethod

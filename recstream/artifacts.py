@@ -13,9 +13,12 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 MANIFEST = "manifest.json"
 _VERSION_RE = re.compile(r"^v(\d+)$")
@@ -141,3 +144,14 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+# numpy parses a .npy header with ast.literal_eval, and CPython 3.11 can fail building ASTs in
+# two threads at once ("AST constructor recursion depth mismatch"): a hot swap loads in a thread.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """``np.load`` of a plain array (never pickles), safe to call from several threads."""
+    with _NPY_LOCK:
+        return np.load(path, allow_pickle=False)

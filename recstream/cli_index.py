@@ -133,10 +133,10 @@ def _bench_artifact(given: Path | None, ctx: typer.Context) -> Path | None:
 
 
 def _load_queries(path: Path) -> Any:
-    import numpy as np
+    from recstream.artifacts import load_npy
 
     try:
-        return np.load(path, allow_pickle=False)
+        return load_npy(path)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: cannot read tuning queries ({exc})") from exc
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from recstream.streams.batches import RawMessage, Rejected, Valid, reject, split_batch
 from recstream.streams.catalog import refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
+from recstream.streams.consume import ConsumerConfig, EventConsumer
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import OnlineMetrics, read_cluster, snapshot
@@ -144,6 +146,12 @@ def _as_bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
+def _faust_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "recstream-faust"
+    path.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    return path
+
+
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     """Bytes in, bytes out: validation is ours, so that bad input reaches the DLQ, not a log."""
     return app.topic(
@@ -159,10 +167,14 @@ def create_app(
 ) -> faust.App:
     """The worker. ``load`` (artifact version directory → recommender) enables hot swaps."""
     app = faust.App(
-        config.app_id,
+        # The events group is config.app_id (see consume.py); faust's own consumer, for the
+        # catalogue, joins a group of its own: the two use different assignment protocols.
+        f"{config.app_id}-catalogue",
         broker=kafka.faust_broker(),
         broker_credentials=kafka.faust_credentials(),
         store="memory://",
+        # faust keeps nothing of ours on disk (memory store); keep its folder out of the cwd.
+        datadir=str(_faust_dir() / "{conf.name}-data"),
         web_host=config.web_host,
         web_port=config.web_port,
         topic_partitions=config.partitions,
@@ -173,9 +185,7 @@ def create_app(
         # Without linger every list is its own produce request; 2 ms batches them at high rates.
         producer_linger=0.002,
     )
-    events = raw_topic(app, config.topic_events)
     items_topic = raw_topic(app, config.topic_items)
-    dlq = app.topic(config.topic_dlq, key_serializer="raw", value_serializer="raw")
     out_topic = config.topic_recommendations
     keys = Keys(config.redis_prefix)
     redis = redis_client(config.redis_url, config.redis_password)
@@ -195,25 +205,36 @@ def create_app(
 
     async def send_dead_letters(rejected: Sequence[Rejected]) -> None:
         for item in rejected:
-            await dlq.send(key=item.key, value=item.letter.model_dump_json().encode())
+            value = item.letter.model_dump_json().encode()
+            await app.producer.send(config.topic_dlq, item.key, value, None, None, None)
         await retry(lambda: redis.hincrby(keys.stats(), "rejected", len(rejected)), "counting")
 
-    # concurrency=1: state is per user and offsets must not be committed past an event still
-    # in flight (faust-streaming issue #606).
-    @app.agent(events, concurrency=1)
-    async def consume(stream: faust.StreamT) -> None:
-        async for batch in micro_batches(stream, config.batch_size, config.batch_wait_s):
-            valid, rejected = split_batch(map(raw_message, batch), now_ms(), config.limits)
-            recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
-            for rec in recs:
-                # Straight to the producer: faust's Topic.send wraps every message in futures
-                # and callbacks we do not use. Still at-least-once: faust flushes the producer
-                # before it commits the offsets of this batch.
-                await app.producer.send(
-                    out_topic, rec.user_id.encode(), rec.payload, None, None, None
-                )
-            if rejected or failed:
-                await send_dead_letters(rejected + failed)
+    async def handle(batch: Sequence[RawMessage]) -> None:
+        valid, rejected = split_batch(batch, now_ms(), config.limits)
+        recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
+        for rec in recs:
+            # Straight to the producer: faust's Topic.send wraps every message in futures and
+            # callbacks we do not use. Offsets are committed only after a producer flush.
+            await app.producer.send(out_topic, rec.user_id.encode(), rec.payload, None, None, None)
+        if rejected or failed:
+            await send_dead_letters(rejected + failed)
+
+    consumer = EventConsumer(
+        kafka,
+        ConsumerConfig(
+            topic=config.topic_events,
+            group_id=config.app_id,
+            batch_size=config.batch_size,
+            wait_s=config.batch_wait_s,
+            session_timeout_s=config.session_timeout_s,
+        ),
+        handle,
+        app.producer.flush,
+    )
+
+    @app.task
+    async def consume_events() -> None:
+        await consumer.run()
 
     @app.agent(items_topic, concurrency=1)
     async def catalogue(stream: faust.StreamT) -> None:
@@ -297,4 +318,5 @@ def create_app(
         return web.bytes(_as_bytes(stored), content_type="application/json")
 
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    app.events_consumer = consumer  # type: ignore[attr-defined]
     return app

@@ -42,11 +42,14 @@ def normalise_scores(scores: np.ndarray) -> np.ndarray:
     return np.where(valid, norm, -np.inf)
 
 
-def mmr_batch(relevance: np.ndarray, features: np.ndarray, k: int, lam: float) -> list[np.ndarray]:
+def mmr_batch(
+    relevance: np.ndarray, features: np.ndarray, k: int, lam: float, normalised: bool = False
+) -> list[np.ndarray]:
     """MMR order for each row. ``lam`` = 1 is pure relevance, 0 pure diversity.
 
-    relevance: ``[B, N]`` (``-inf`` pads rows with fewer candidates); features: ``[B, N, F]``.
-    Returns, per row, the indices of at most ``k`` candidates, best first.
+    relevance: ``[B, N]`` (``-inf`` pads rows with fewer candidates); features: ``[B, N, F]``,
+    already of length 1 (or 0) when ``normalised``. Returns, per row, the indices of at most
+    ``k`` candidates, best first.
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"MMR lambda must be in [0, 1], got {lam}")
@@ -55,7 +58,8 @@ def mmr_batch(relevance: np.ndarray, features: np.ndarray, k: int, lam: float) -
     counts = np.minimum(np.isfinite(rel).sum(axis=1), max(k, 0))
     steps = int(counts.max()) if batch else 0
     # float32 and a batched matrix product: einsum in float64 was most of MMR's time.
-    unit = unit_rows(np.asarray(features, dtype=np.float32))
+    unit = np.asarray(features, dtype=np.float32)
+    unit = unit if normalised else unit_rows(unit)
     rows = np.arange(batch)
     picked = np.zeros((batch, steps), dtype=np.int64)
     available = np.isfinite(rel)

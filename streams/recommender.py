@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recstream.streams.mmr import mmr_batch, one_hot
+from recstream.streams.mmr import mmr_batch, one_hot, unit_rows
 
 Scored = list[tuple[str, float]]
 
@@ -34,12 +34,19 @@ class Encoder(Protocol):
 
 
 class Index(Protocol):
-    def search(
+    @property
+    def item_ids(self) -> Sequence[str]: ...
+
+    def search_rows(
         self,
         vectors: np.ndarray,
         k: int,
         exclude: Sequence[Collection[str] | None] | None = None,
-    ) -> tuple[list[list[str]], list[list[float]]]: ...
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k catalogue rows ``[B, k]`` (-1 padding) and scores (-inf padding)."""
+        ...
+
+    def unit_vectors(self, rows: np.ndarray) -> np.ndarray: ...
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray: ...
 
@@ -123,40 +130,28 @@ class ModelRecommender:
         vectors = self.encoder.encode([requests[i].history for i in warm])
         pool = max(k, self.candidates)
         exclude = [requests[i].exclude for i in warm]
-        ids, scores = self.index.search(vectors, pool, exclude=exclude)
-        for i, items in zip(warm, self._diversify(ids, scores, k), strict=True):
-            lists[i] = items
+        # Rows, not ids, until the final k: string ids for every candidate cost more than MMR.
+        rows, scores = self.index.search_rows(vectors, pool, exclude=exclude)
+        orders = self._diversify(rows, scores, k)
+        ids = self.index.item_ids
+        for i, row, score, order in zip(warm, rows, scores, orders, strict=True):
+            picked = [ids[r] for r in row[order].tolist()]
+            lists[i] = list(zip(picked, score[order].tolist(), strict=True))
         return lists
 
-    def _diversify(self, ids: list[list[str]], scores: list[list[float]], k: int) -> list[Scored]:
-        """MMR over every row at once; rows are padded to the longest candidate list."""
+    def _diversify(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[np.ndarray]:
+        """Per user, the candidate positions to keep, best first (MMR over every row at once)."""
         if self.mmr_lambda >= 1.0:
-            return [list(zip(r[:k], s[:k], strict=True)) for r, s in zip(ids, scores, strict=True)]
-        width = max((len(r) for r in ids), default=0)
-        rel = np.full((len(ids), width), -np.inf)
-        for b, row in enumerate(scores):
-            rel[b, : len(row)] = row
-        features = self._features(ids, width)
-        orders = mmr_batch(rel, features, k, self.mmr_lambda)
-        return [
-            # tolist(): indexing with numpy integers costs microseconds per item
-            [(r[j], s[j]) for j in order.tolist()]
-            for r, s, order in zip(ids, scores, orders, strict=True)
-        ]
-
-    def _features(self, ids: list[list[str]], width: int) -> np.ndarray:
-        """``[B, width, F]`` similarity features; padding slots are zero."""
-        flat = [item for row in ids for item in row]
+            counts = np.minimum(np.isfinite(scores).sum(axis=1), k)
+            return [np.arange(n) for n in counts.tolist()]
         if self.category_of is not None:
-            table = one_hot([self.category_of(i) for i in flat])
+            ids = self.index.item_ids
+            flat = [ids[r] if r >= 0 else None for r in rows.ravel().tolist()]
+            categories = [self.category_of(i) if i is not None else None for i in flat]
+            features = unit_rows(one_hot(categories)).reshape(*rows.shape, -1)
         else:
-            table = self.index.vectors(flat)
-        out = np.zeros((len(ids), width, table.shape[1]), dtype=np.float32)
-        start = 0
-        for b, row in enumerate(ids):
-            out[b, : len(row)] = table[start : start + len(row)]
-            start += len(row)
-        return out
+            features = self.index.unit_vectors(rows)  # [B, pool, d]; padding rows are zero
+        return mmr_batch(scores, features, k, self.mmr_lambda, normalised=True)
 
 
 class NoModel:

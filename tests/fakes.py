@@ -55,6 +55,27 @@ class ExactIndex:
             scores_out.append([float(scores[b, r]) for r in picked])
         return ids_out, scores_out
 
+    def search_rows(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Sequence[Collection[str] | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ids, scores = self.search(vectors, k, exclude)
+        rows = np.full((len(ids), k), -1, dtype=np.int64)
+        out = np.full((len(ids), k), -np.inf, dtype=np.float32)
+        for b, (row_ids, row_scores) in enumerate(zip(ids, scores, strict=True)):
+            rows[b, : len(row_ids)] = [self.row[i] for i in row_ids]
+            out[b, : len(row_scores)] = row_scores
+        return rows, out
+
+    def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(self.table, axis=1, keepdims=True)
+        unit = np.vstack(
+            [self.table / np.where(norms == 0, 1, norms), np.zeros_like(self.table[:1])]
+        )
+        return unit[rows]
+
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
         return self.table[[self.row[i] for i in item_ids]]  # KeyError for an unknown item
 

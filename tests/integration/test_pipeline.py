@@ -8,6 +8,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -123,3 +124,42 @@ def test_a_killed_worker_resumes_from_committed_offsets_and_loses_no_event(
     for user in users:  # each event applied exactly once, despite the replay after the kill
         state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
         assert state["n"] == 15
+
+
+def test_workers_joining_and_leaving_the_group_lose_no_event_and_apply_each_once(
+    start_worker, producer: KafkaProducer, names: Names, kafka_bootstrap: str, redis_url: str
+) -> None:
+    users = [f"g{n}" for n in range(40)]
+    first = start_worker()
+    sent = 0
+
+    def burst(n: int = 1, until: Callable[[], bool] = lambda: True) -> None:
+        """At least ``n`` events, and on until ``until()``; spaced so that they keep coming
+        while partitions move."""
+        nonlocal sent
+        deadline = time.monotonic() + 120
+        while n > 0 or not until():
+            assert time.monotonic() < deadline, "the group never settled"
+            send(producer, names.events, users[sent % len(users)], f"i{sent}")
+            sent, n = sent + 1, n - 1
+            time.sleep(0.003)
+        producer.flush()
+
+    burst(120)
+    read_topic(kafka_bootstrap, names.recommendations, 120)
+    second = start_worker()  # joins the group: partitions move while events keep coming
+    burst(until=lambda: "assigned" in second.log_tail())
+    burst(120)
+    first.proc.send_signal(signal.SIGTERM)  # a graceful leave: its partitions move on
+    burst(until=lambda: not first.alive)
+    burst(120 + (-sent - 120) % len(users))  # a whole number of events per user
+    recs = read_topic(kafka_bootstrap, names.recommendations, sent, timeout_s=120, settle_s=3)
+    sources = [json.dumps(json.loads(x.value)["source"], sort_keys=True) for x in recs]
+    assert len(set(sources)) == sent, second.log_tail()  # every event answered
+    # Handled batches are committed before partitions move, so nothing was processed twice.
+    assert len(sources) == sent, f"{len(sources) - sent} duplicate lists\n{second.log_tail()}"
+    r = redis.Redis.from_url(redis_url)
+    for user in users:
+        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        assert state["n"] == sent // len(users)
+    assert "assigned" in second.log_tail()

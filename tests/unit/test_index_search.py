@@ -74,6 +74,25 @@ def test_fewer_eligible_items_than_k_returns_all_of_them():
     assert EXACT.search(QUERIES[:1], 5, exclude=everything_else)[0] == [["item-9"]]
 
 
+def test_search_rows_are_the_search_results_as_padded_arrays():
+    everything_else = set(IDS) - {"item-9", "item-4"}
+    rows, scores = EXACT.search_rows(QUERIES[:2], 5, exclude=[everything_else, None])
+    assert rows.shape == scores.shape == (2, 5)
+    ids, expected = EXACT.search(QUERIES[:2], 5, exclude=[everything_else, None])
+    assert [EXACT.item_ids[r] for r in rows[0][:2]] == ids[0]
+    assert rows[0][2:].tolist() == [-1, -1, -1] and np.isneginf(scores[0][2:]).all()
+    assert [EXACT.item_ids[r] for r in rows[1]] == ids[1] == _brute_force(QUERIES[1], 5)
+    np.testing.assert_allclose(scores[1], expected[1], rtol=1e-6)
+
+
+def test_unit_vectors_have_length_one_and_padding_is_zero():
+    unit = EXACT.unit_vectors(np.array([[0, 5, -1]]))
+    assert unit.shape == (1, 3, 8) and unit.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(unit[0, :2], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(unit[0, 1], EMB[5] / np.linalg.norm(EMB[5]), rtol=1e-6)
+    assert not unit[0, 2].any()
+
+
 def test_allowed_as_predicate_and_per_row():
     even = lambda item: int(item.split("-")[1]) % 2 == 0  # noqa: E731
     found, _ = EXACT.search(QUERIES[:2], 5, allowed=even)

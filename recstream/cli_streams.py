@@ -43,6 +43,7 @@ def worker(
 ) -> None:
     """Run the stream processor (a faust worker) until interrupted."""
     import faust
+    from threadpoolctl import threadpool_limits
 
     from recstream.artifacts import MANIFEST
     from recstream.streams.app import create_app
@@ -72,6 +73,11 @@ def worker(
     root = path.parent if (path / MANIFEST).is_file() else path
     config = worker_config(s, recommender.max_len, root)
     faust_app = create_app(kafka, config, recommender, lambda p: load_recommender(p, s))
+    # One compute thread per worker: numpy's and faiss's OpenBLAS and OpenMP pools default to
+    # every core and spin between the small products of a micro-batch. Measured on 2 cores
+    # (ML-1M model, catch-up of 30,000 events): 314 µs of CPU per event on 1.5 cores with the
+    # pools, 142 µs on 0.9 cores without. Scale out with more worker processes instead.
+    threadpool_limits(limits=1)
     # Everything loaded so far (libraries, model, vocabulary) lives as long as the process:
     # keep it out of the cyclic garbage collector's full scans, which otherwise stall the
     # hot path for milliseconds (measured: 8% of a micro-batch's time).

@@ -187,6 +187,7 @@ def create_app(
     )
     items_topic = raw_topic(app, config.topic_items)
     out_topic = config.topic_recommendations
+    events = config.topic_events
     keys = Keys(config.redis_prefix)
     redis = redis_client(config.redis_url, config.redis_password)
     worker_id = config.worker_id or default_worker_id()
@@ -203,21 +204,28 @@ def create_app(
 
     prepare(recommender)
 
-    async def send_dead_letters(rejected: Sequence[Rejected]) -> None:
+    async def send_dead_letters(rejected: Sequence[Rejected]) -> list[Awaitable[Any]]:
+        sent = []
         for item in rejected:
             value = item.letter.model_dump_json().encode()
-            await app.producer.send(config.topic_dlq, item.key, value, None, None, None)
+            sent.append(
+                await app.producer.send(config.topic_dlq, item.key, value, None, None, None)
+            )
         await retry(lambda: redis.hincrby(keys.stats(), "rejected", len(rejected)), "counting")
+        return sent
 
-    async def handle(batch: Sequence[RawMessage]) -> None:
+    async def handle(batch: Sequence[RawMessage]) -> list[Awaitable[Any]]:
         valid, rejected = split_batch(batch, now_ms(), config.limits)
         recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
+        sent = []
         for rec in recs:
             # Straight to the producer: faust's Topic.send wraps every message in futures and
-            # callbacks we do not use. Offsets are committed only after a producer flush.
-            await app.producer.send(out_topic, rec.user_id.encode(), rec.payload, None, None, None)
+            # callbacks we do not use. The consumer commits only once these are delivered.
+            key = rec.user_id.encode()
+            sent.append(await app.producer.send(out_topic, key, rec.payload, None, None, None))
         if rejected or failed:
-            await send_dead_letters(rejected + failed)
+            sent += await send_dead_letters(rejected + failed)
+        return sent
 
     consumer = EventConsumer(
         kafka,
@@ -234,7 +242,13 @@ def create_app(
 
     @app.task
     async def consume_events() -> None:
-        await consumer.run()
+        while True:
+            try:
+                await consumer.run()
+            except Exception:
+                # Nothing past the last commit is lost: a new consumer resumes from it.
+                log.exception("reading %s failed; resuming from the last commit in 2 s", events)
+                await asyncio.sleep(2.0)
 
     @app.agent(items_topic, concurrency=1)
     async def catalogue(stream: faust.StreamT) -> None:

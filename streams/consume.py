@@ -6,11 +6,12 @@ development machine): at 3,000 events/s that difference is a sixth of a core. So
 raw fetches itself, as a task of the faust app, which still owns the producer, the web server
 and the timers.
 
-Delivery is at-least-once. A batch's offsets are committed only after the producer has flushed
-every list made for the events below them; a crash replays at most the uncommitted tail, and a
-replay changes no user state (the pipeline is idempotent). One batch is handled at a time (no
-concurrency on stateful work), and a rebalance waits for the batch in hand to be committed
-before the partitions move.
+Delivery is at-least-once. A batch's offsets are committed only after the producer has delivered
+every list made for the events below them; a failed delivery stops this consumer before it
+commits (the app starts a new one, which resumes from the last commit). A crash replays at most
+the uncommitted tail, and a replay changes no user state (the pipeline is idempotent). One batch
+is handled at a time (no concurrency on stateful work), and a rebalance waits for the batch in
+hand to be committed before the partitions move.
 """
 
 from __future__ import annotations
@@ -52,18 +53,22 @@ def raw_messages(fetched: dict[TopicPartition, list[Any]]) -> list[RawMessage]:
     ]
 
 
+class DeliveryFailed(RuntimeError):
+    """Records handed to the producer were not delivered: their events must be read again."""
+
+
 class EventConsumer(ConsumerRebalanceListener):
     """Reads ``config.topic`` in the consumer group ``config.group_id``.
 
-    ``handle`` processes one micro-batch and hands its output to the producer; ``flush`` waits
-    until the producer has delivered everything handed to it.
+    ``handle`` processes one micro-batch, hands its output to the producer and returns the
+    delivery futures; ``flush`` makes the producer send what it holds now.
     """
 
     def __init__(
         self,
         kafka: KafkaConnection,
         config: ConsumerConfig,
-        handle: Callable[[Sequence[RawMessage]], Awaitable[None]],
+        handle: Callable[[Sequence[RawMessage]], Awaitable[Sequence[Awaitable[Any]]]],
         flush: Callable[[], Awaitable[None]],
     ) -> None:
         self.kafka = kafka
@@ -73,6 +78,8 @@ class EventConsumer(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()  # held while a batch is in hand, and while committing
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._sent: list[Awaitable[Any]] = []  # deliveries the next commit waits for
+        self._failed: DeliveryFailed | None = None  # set by a commit: this consumer must stop
         self.committed_batches = 0
 
     async def run(self) -> None:
@@ -87,6 +94,7 @@ class EventConsumer(ConsumerRebalanceListener):
         )
         consumer.subscribe([cfg.topic], listener=self)
         self.consumer = consumer
+        self._done, self._sent, self._failed = {}, [], None  # resume from the last commit
         await consumer.start()
         try:
             await self._loop(consumer)
@@ -102,10 +110,12 @@ class EventConsumer(ConsumerRebalanceListener):
         wait_ms = max(1, int(cfg.wait_s * 1000))
         last_commit = time.monotonic()
         while True:
+            if self._failed:  # a commit (maybe in a rebalance callback) found lost records
+                raise self._failed
             fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=cfg.batch_size)
             if fetched:
                 async with self._lock:
-                    await self.handle(raw_messages(fetched))
+                    self._sent += await self.handle(raw_messages(fetched))
                     for tp, records in fetched.items():
                         self._done[tp] = records[-1].offset + 1
             if time.monotonic() - last_commit >= cfg.commit_interval_s:
@@ -122,6 +132,17 @@ class EventConsumer(ConsumerRebalanceListener):
         if not self._done or consumer is None:
             return
         await self.flush()
+        sent, self._sent = self._sent, []
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            # Our position is past events whose lists are lost: commit nothing more, and stop
+            # so that a new consumer reads them again from the last commit.
+            self._done.clear()
+            self._failed = DeliveryFailed(
+                f"{len(failures)} of {len(sent)} records not delivered: {failures[0]!r}"
+            )
+            raise self._failed
         mine = consumer.assignment()
         offsets = {tp: off for tp, off in self._done.items() if tp in mine}
         self._done.clear()
@@ -136,7 +157,10 @@ class EventConsumer(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         # Called by aiokafka before a rebalance: the batch in hand finishes, then is committed.
-        await self.commit()
+        try:
+            await self.commit()
+        except DeliveryFailed as exc:  # the consumer loop raises it at its next turn
+            log.error("before the rebalance: %s", exc)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))

@@ -1,0 +1,80 @@
+"""The events consumer's commit rule, with a stand-in for aiokafka's consumer (pure unit test;
+the real broker is exercised in tests/integration/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+
+from recstream.streams.connection import KafkaConnection
+from recstream.streams.consume import ConsumerConfig, DeliveryFailed, EventConsumer
+
+A, B, GONE = (TopicPartition("events", p) for p in (0, 1, 2))
+
+
+class StubConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {A, B}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+def _consumer(flushes: list[int]) -> tuple[EventConsumer, StubConsumer]:
+    async def handle(batch):  # never called here
+        return []
+
+    async def flush() -> None:
+        flushes.append(1)
+
+    events = EventConsumer(
+        KafkaConnection("unused:9092"), ConsumerConfig("events", "g"), handle, flush
+    )
+    stub = StubConsumer()
+    events.consumer = stub  # type: ignore[assignment]
+    return events, stub
+
+
+def _delivered(loop: asyncio.AbstractEventLoop, error: Exception | None = None) -> asyncio.Future:
+    future = loop.create_future()
+    future.set_exception(error) if error else future.set_result("metadata")
+    return future
+
+
+def test_commits_after_a_flush_only_partitions_still_assigned():
+    async def scenario() -> None:
+        flushes: list[int] = []
+        events, stub = _consumer(flushes)
+        loop = asyncio.get_running_loop()
+        events._done = {A: 10, B: 7, GONE: 3}  # GONE moved to another worker meanwhile
+        events._sent = [_delivered(loop), _delivered(loop)]
+        await events.commit()
+        assert flushes == [1]
+        assert stub.commits == [{A: 10, B: 7}]
+        await events.commit()  # nothing new handled: nothing to commit
+        assert len(stub.commits) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_delivery_commits_nothing_and_stops_the_consumer():
+    async def scenario() -> None:
+        events, stub = _consumer([])
+        loop = asyncio.get_running_loop()
+        events._done = {A: 10}
+        events._sent = [_delivered(loop), _delivered(loop, TimeoutError("broker gone"))]
+        with pytest.raises(DeliveryFailed, match="1 of 2 records not delivered"):
+            await events.commit()
+        assert stub.commits == []
+        assert events._failed is not None  # the read loop raises it and the app restarts it
+        # During a rebalance the error is logged, not raised into aiokafka's coordinator.
+        events._done, events._sent = {A: 11}, [_delivered(loop, TimeoutError("again"))]
+        await events.on_partitions_revoked([A])
+        assert stub.commits == []
+
+    asyncio.run(scenario())

@@ -101,6 +101,7 @@ def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None)
         partitions=s.partitions,
         batch_size=s.batch_size,
         batch_wait_s=s.batch_wait_ms / 1000,
+        commit_interval_s=s.commit_interval_ms / 1000,
         web_host=s.web_host,
         web_port=s.web_port,
         redis_url=s.redis_url,

@@ -65,9 +65,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, le=16)
     # How long a crashed worker keeps its partitions before the group hands them on.
     session_timeout_s: float = Field(default=30.0, ge=6.0, le=300.0)
-    # Micro-batches: at most this many events, waiting at most this long for the batch to fill.
+    # Micro-batches: whatever has arrived, at most this many events; an idle worker waits at
+    # most this long for the first.
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: float = Field(default=5.0, ge=0.0, le=10_000.0)
+    # How often offsets are committed (after the lists are delivered): what a crash replays.
+    commit_interval_ms: float = Field(default=1000.0, ge=0.0, le=600_000.0)
     # Retrieval and re-ranking: candidates fetched from the index, then MMR down to top_k.
     candidates: int = Field(default=100, ge=1, le=10_000)
     mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)

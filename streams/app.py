@@ -54,6 +54,7 @@ class WorkerConfig:
     partitions: int = 4
     batch_size: int = 256
     batch_wait_s: float = 0.005
+    commit_interval_s: float = 1.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -234,6 +235,7 @@ def create_app(
             group_id=config.app_id,
             batch_size=config.batch_size,
             wait_s=config.batch_wait_s,
+            commit_interval_s=config.commit_interval_s,
             session_timeout_s=config.session_timeout_s,
         ),
         handle,

@@ -44,6 +44,7 @@ def test_environment_is_read_once_into_a_frozen_object(monkeypatch: pytest.Monke
         ("RECSTREAM_KAFKA_BOOTSTRAP", "localhost", "host:port"),
         ("RECSTREAM_TOP_K", "0", "greater than or equal to 1"),
         ("RECSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_TLS", "SASL_SSL"),
+        ("RECSTREAM_COMMIT_INTERVAL_MS", "-1", "greater than or equal to 0"),
     ],
 )
 def test_bad_values_are_refused_with_a_reason(
@@ -83,3 +84,14 @@ def test_plaintext_has_no_credentials() -> None:
     kafka = KafkaConnection("b:9092")
     assert kafka.faust_credentials() is None
     assert "ssl_context" not in kafka.kafka_python_kwargs()
+
+
+def test_worker_settings_flow_into_the_worker_and_consumer_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recstream.cli_streams import worker_config
+
+    monkeypatch.setenv("RECSTREAM_COMMIT_INTERVAL_MS", "250")
+    monkeypatch.setenv("RECSTREAM_BATCH_WAIT_MS", "20")
+    config = worker_config(Settings(), max_len=50)
+    assert config.commit_interval_s == 0.25 and config.batch_wait_s == 0.02

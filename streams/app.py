@@ -240,6 +240,7 @@ def create_app(
         ),
         handle,
         app.producer.flush,
+        lag=metrics.lag,
     )
 
     @app.task

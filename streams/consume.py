@@ -70,8 +70,10 @@ class EventConsumer(ConsumerRebalanceListener):
         config: ConsumerConfig,
         handle: Callable[[Sequence[RawMessage]], Awaitable[Sequence[Awaitable[Any]]]],
         flush: Callable[[], Awaitable[None]],
+        lag: dict[int, int] | None = None,
     ) -> None:
         self.kafka = kafka
+        self.lag = {} if lag is None else lag  # partition -> records behind, kept up to date
         self.config = config
         self.handle = handle
         self.flush = flush
@@ -118,6 +120,9 @@ class EventConsumer(ConsumerRebalanceListener):
                     self._sent += await self.handle(raw_messages(fetched))
                     for tp, records in fetched.items():
                         self._done[tp] = records[-1].offset + 1
+                        end = consumer.highwater(tp)
+                        if end is not None:
+                            self.lag[tp.partition] = max(0, end - records[-1].offset - 1)
             if time.monotonic() - last_commit >= cfg.commit_interval_s:
                 await self.commit()
                 last_commit = time.monotonic()
@@ -157,6 +162,8 @@ class EventConsumer(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         # Called by aiokafka before a rebalance: the batch in hand finishes, then is committed.
+        for tp in revoked:
+            self.lag.pop(tp.partition, None)
         try:
             await self.commit()
         except DeliveryFailed as exc:  # the consumer loop raises it at its next turn

@@ -211,6 +211,9 @@ class OnlineMetrics:
         self.serving = serving
         self.since_ms = since_ms
         self.coverage: dict[str, float] = {}  # cluster-wide, as of the last snapshot
+        # Records behind the end of each events partition this worker reads, as of its last
+        # fetch from it (set by the consumer; a partition that moves away is dropped).
+        self.lag: dict[int, int] = {}
         self._latency: dict[str, list[np.ndarray]] = {}
         self._kept = 0  # latency samples in _latency
         self._batch_s: list[float] = []
@@ -309,8 +312,15 @@ class OnlineMetrics:
             "Unix time since which this worker serves its model version",
             value=self.since_ms / 1000,
         )
+        lag = GaugeMetricFamily(
+            "recstream_consumer_lag",
+            "Events not yet read in each partition of the events topic, as of the last fetch",
+            labels=["partition"],
+        )
+        for partition, behind in sorted(self.lag.items()):
+            lag.add_metric([str(partition)], behind)
         yield from (events, lists, shown, hits, diversity, latency, coverage, batch, swaps)
-        yield from (serving, since)
+        yield from (serving, since, lag)
 
 
 # ---- snapshots (the ``metrics`` topic) ----
@@ -404,6 +414,7 @@ def snapshot(
         "versions": versions,
         "batch_ms": percentiles_ms(batch),
         "swaps": {"ok": metrics.swaps["ok"], "failed": metrics.swaps["failed"]},
+        "lag": {str(p): n for p, n in sorted(metrics.lag.items())},
     }
 
 

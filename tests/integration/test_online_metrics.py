@@ -120,6 +120,9 @@ def test_hits_are_attributed_and_counted_everywhere(
     ):
         assert line in text, line
     assert 'recstream_event_to_list_seconds_bucket{le="+Inf",version="none"}' in text
+    # Every event was read: the partitions the worker fetched from show no lag.
+    lags = [line for line in text.splitlines() if line.startswith("recstream_consumer_lag{")]
+    assert lags and all(line.endswith(" 0.0") for line in lags), lags
 
     def latest_snapshot() -> dict:
         records = read_topic(kafka_bootstrap, names.metrics, 1, timeout_s=5, settle_s=0.5)
@@ -133,6 +136,7 @@ def test_hits_are_attributed_and_counted_everywhere(
     snap = latest_snapshot()
     assert snap["worker"] == worker_id
     assert snap["serving"]["version"] == "none"
+    assert snap["lag"] and set(snap["lag"].values()) == {0}
     none = snap["versions"]["none"]
     assert (none["impressions"], none["clicks"], none["purchases"]) == (lists, 3, 1)
     assert none["ctr"] == pytest.approx(3 / lists)

@@ -10,7 +10,7 @@ import numpy as np
 from recstream.index.filters import Allowed, row_filters
 from recstream.index.info import IndexInfo
 from recstream.index.inputs import Metric, check_k, check_matrix
-from recstream.index.search import SearchCore, search_rows
+from recstream.index.search import Hits, SearchCore, search_rows
 from recstream.index.space import prepare_queries
 
 
@@ -68,12 +68,9 @@ class ItemIndex:
         when the catalogue has ``k`` eligible items, else all of them. Scores are the exact
         inner products (cosine similarities for ``metric="cosine"``).
         """
-        rows, scores = self.search_rows(vectors, k, exclude, allowed)
+        hits = self._hits(vectors, k, exclude, allowed)
         ids = self.core.item_ids
-        return (
-            [[ids[r] for r in row[row >= 0].tolist()] for row in rows],
-            [score[np.isfinite(score)].tolist() for score in scores],
-        )
+        return [[ids[r] for r in rows.tolist()] for rows, _ in hits], [s.tolist() for _, s in hits]
 
     def search_rows(
         self,
@@ -86,15 +83,25 @@ class ItemIndex:
         ``rows`` int64 ``[B, k]`` padded with -1 and ``scores`` float32 ``[B, k]`` padded with
         -inf, for rows with fewer than ``k`` eligible items."""
         k = check_k(k)
-        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
-        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
-        hits = search_rows(self.core, queries, k, filters)
+        hits = self._hits(vectors, k, exclude, allowed)
         rows = np.full((len(hits), k), -1, dtype=np.int64)
         scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
         for b, (found, score) in enumerate(hits):
             rows[b, : found.size] = found
             scores[b, : found.size] = score
         return rows, scores
+
+    def _hits(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: Sequence[Collection[str] | None] | None,
+        allowed: Allowed | Sequence[Allowed | None] | None,
+    ) -> list[Hits]:
+        k = check_k(k)
+        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
+        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
+        return search_rows(self.core, queries, k, filters)
 
     def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
         """Length-1 embedding rows for an array of rows (-1 → a zero vector), ``[*rows, d]``:

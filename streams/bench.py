@@ -116,7 +116,7 @@ async def paced_send(
         if due <= done:
             await asyncio.sleep(max(TICK_S, t0 + done / rate - time.monotonic()))
             continue
-        batches: dict[int, tuple[Any, list[int]]] = {}
+        batches: dict[int, Any] = {}
         now_ms = int(time.time() * 1000)
         for _ in range(due - done):
             user, payload = next(events)
@@ -124,16 +124,15 @@ async def paced_send(
             key = user.encode()
             partition = pick(key, partitions, partitions)
             if partition not in batches:
-                batches[partition] = (producer.create_batch(), [])
-            batch, count = batches[partition]
-            if batch.append(key=key, value=orjson.dumps(payload), timestamp=None) is None:
+                batches[partition] = producer.create_batch()
+            value = orjson.dumps(payload)
+            if batches[partition].append(key=key, value=value, timestamp=None) is None:
                 raise RuntimeError("bench: one record batch overflowed; lower the rate")
-            count.append(1)
         sent_at = time.monotonic()
-        for partition, (batch, count) in batches.items():
+        for partition, batch in batches.items():
             batch.close()
             future = await producer.send_batch(batch, topic, partition=partition)
-            pending.append((future, sent_at, len(count)))
+            pending.append((future, sent_at, batch.record_count()))
         done = due
         if len(pending) >= 256:
             await _record(pending, run)

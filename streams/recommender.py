@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from recstream.streams.mmr import mmr_batch, one_hot, unit_rows
+from recstream.streams.mmr import mmr_batch, one_hot
 
 Scored = list[tuple[str, float]]
 
@@ -144,14 +144,12 @@ class ModelRecommender:
         if self.mmr_lambda >= 1.0:
             counts = np.minimum(np.isfinite(scores).sum(axis=1), k)
             return [np.arange(n) for n in counts.tolist()]
-        if self.category_of is not None:
-            ids = self.index.item_ids
-            flat = [ids[r] if r >= 0 else None for r in rows.ravel().tolist()]
-            categories = [self.category_of(i) if i is not None else None for i in flat]
-            features = unit_rows(one_hot(categories)).reshape(*rows.shape, -1)
-        else:
+        if self.category_of is None:
             features = self.index.unit_vectors(rows)  # [B, pool, d]; padding rows are zero
-        return mmr_batch(scores, features, k, self.mmr_lambda, normalised=True)
+            return mmr_batch(scores, features, k, self.mmr_lambda, normalised=True)
+        ids = self.index.item_ids
+        categories = [self.category_of(ids[r]) if r >= 0 else None for r in rows.ravel().tolist()]
+        return mmr_batch(scores, one_hot(categories).reshape(*rows.shape, -1), k, self.mmr_lambda)
 
 
 class NoModel:

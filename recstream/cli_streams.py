@@ -87,6 +87,7 @@ def worker(
 
 def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None) -> WorkerConfig:
     from recstream.streams.app import WorkerConfig
+    from recstream.streams.consume import ConsumerConfig
     from recstream.streams.decoding import Limits
     from recstream.streams.pipeline import PipelineConfig
 
@@ -99,9 +100,12 @@ def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None)
         topic_model_updates=s.topic_model_updates,
         topic_metrics=s.topic_metrics,
         partitions=s.partitions,
-        batch_size=s.batch_size,
-        batch_wait_s=s.batch_wait_ms / 1000,
-        commit_interval_s=s.commit_interval_ms / 1000,
+        consumer=ConsumerConfig(
+            batch_size=s.batch_size,
+            wait_s=s.batch_wait_ms / 1000,
+            commit_interval_s=s.commit_interval_ms / 1000,
+            session_timeout_s=s.session_timeout_s,
+        ),
         web_host=s.web_host,
         web_port=s.web_port,
         redis_url=s.redis_url,
@@ -109,7 +113,6 @@ def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None)
         redis_prefix=s.redis_prefix,
         limits=Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms),
         mmr_by_category=s.mmr_similarity == "category",
-        session_timeout_s=s.session_timeout_s,
         metrics_interval_s=s.metrics_interval_s,
         worker_id=s.worker_id or "",
         artifacts_root=artifacts_root or s.artifacts,

@@ -52,9 +52,6 @@ class WorkerConfig:
     topic_model_updates: str = "model-updates"
     topic_metrics: str = "metrics"
     partitions: int = 4
-    batch_size: int = 256
-    batch_wait_s: float = 0.005
-    commit_interval_s: float = 1.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -63,7 +60,8 @@ class WorkerConfig:
     limits: Limits = field(default_factory=Limits)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     catalog_refresh_s: float = 1.0
-    session_timeout_s: float = 30.0
+    # Micro-batches, commits and the group's session timeout (faust's catalogue consumer too).
+    consumer: ConsumerConfig = field(default_factory=ConsumerConfig)
     mmr_by_category: bool = False
     metrics_interval_s: float = 10.0
     worker_id: str = ""  # empty: host-pid
@@ -181,8 +179,8 @@ def create_app(
         topic_partitions=config.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_session_timeout=config.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        broker_session_timeout=config.consumer.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.consumer.session_timeout_s / 3),
         # Without linger every list is its own produce request; 2 ms batches them at high rates.
         producer_linger=0.002,
     )
@@ -230,14 +228,9 @@ def create_app(
 
     consumer = EventConsumer(
         kafka,
-        ConsumerConfig(
-            topic=config.topic_events,
-            group_id=config.app_id,
-            batch_size=config.batch_size,
-            wait_s=config.batch_wait_s,
-            commit_interval_s=config.commit_interval_s,
-            session_timeout_s=config.session_timeout_s,
-        ),
+        config.topic_events,
+        config.app_id,
+        config.consumer,
         handle,
         app.producer.flush,
         lag=metrics.lag,

@@ -34,8 +34,6 @@ log = logging.getLogger("recstream.consume")
 
 @dataclass(frozen=True)
 class ConsumerConfig:
-    topic: str
-    group_id: str
     batch_size: int = 256
     # With nothing buffered, wait this long for the first record; a fetch that already holds
     # records returns at once, so a busy worker never waits for a batch to fill.
@@ -58,7 +56,7 @@ class DeliveryFailed(RuntimeError):
 
 
 class EventConsumer(ConsumerRebalanceListener):
-    """Reads ``config.topic`` in the consumer group ``config.group_id``.
+    """Reads ``topic`` in the consumer group ``group_id``.
 
     ``handle`` processes one micro-batch, hands its output to the producer and returns the
     delivery futures; ``flush`` makes the producer send what it holds now.
@@ -67,6 +65,8 @@ class EventConsumer(ConsumerRebalanceListener):
     def __init__(
         self,
         kafka: KafkaConnection,
+        topic: str,
+        group_id: str,
         config: ConsumerConfig,
         handle: Callable[[Sequence[RawMessage]], Awaitable[Sequence[Awaitable[Any]]]],
         flush: Callable[[], Awaitable[None]],
@@ -74,6 +74,8 @@ class EventConsumer(ConsumerRebalanceListener):
     ) -> None:
         self.kafka = kafka
         self.lag = {} if lag is None else lag  # partition -> records behind, kept up to date
+        self.topic = topic
+        self.group_id = group_id
         self.config = config
         self.handle = handle
         self.flush = flush
@@ -88,13 +90,13 @@ class EventConsumer(ConsumerRebalanceListener):
         cfg = self.config
         consumer = AIOKafkaConsumer(
             **self.kafka.aiokafka_kwargs(),
-            group_id=cfg.group_id,
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(cfg.session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, cfg.session_timeout_s / 3) * 1000),
         )
-        consumer.subscribe([cfg.topic], listener=self)
+        consumer.subscribe([self.topic], listener=self)
         self.consumer = consumer
         self._done, self._sent, self._failed = {}, [], None  # resume from the last commit
         await consumer.start()

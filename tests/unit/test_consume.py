@@ -33,7 +33,7 @@ def _consumer(flushes: list[int]) -> tuple[EventConsumer, StubConsumer]:
         flushes.append(1)
 
     events = EventConsumer(
-        KafkaConnection("unused:9092"), ConsumerConfig("events", "g"), handle, flush
+        KafkaConnection("unused:9092"), "events", "g", ConsumerConfig(), handle, flush
     )
     stub = StubConsumer()
     events.consumer = stub  # type: ignore[assignment]

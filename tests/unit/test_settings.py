@@ -94,4 +94,4 @@ def test_worker_settings_flow_into_the_worker_and_consumer_config(
     monkeypatch.setenv("RECSTREAM_COMMIT_INTERVAL_MS", "250")
     monkeypatch.setenv("RECSTREAM_BATCH_WAIT_MS", "20")
     config = worker_config(Settings(), max_len=50)
-    assert config.commit_interval_s == 0.25 and config.batch_wait_s == 0.02
+    assert config.consumer.commit_interval_s == 0.25 and config.consumer.wait_s == 0.02

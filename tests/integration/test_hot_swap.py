@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ from kafka import KafkaProducer
 
 from recstream.artifacts import MANIFEST, publish_version, sha256_file, staging_dir
 from recstream.streams.records import ModelUpdate
-from tests.integration.conftest import Names, read_topic, wait_until
+from tests.integration.conftest import Names, Worker, read_topic, wait_until
 from tests.integration.test_model_pipeline import GENRES, PER_GENRE, genre_log
 
 pytestmark = pytest.mark.integration
@@ -76,6 +77,19 @@ def prometheus(port: str) -> str:
         return resp.read().decode()
 
 
+def serve_first_event(
+    start_worker, producer: KafkaProducer, names: Names, bootstrap: str, root: Path, version: str
+) -> tuple[Worker, str, Any]:
+    """A worker serving the newest version under ``root``, checked by the list made for one
+    event: returns the worker, its id and that event's send metadata."""
+    worker_id = f"w-{names.tag}"
+    worker = start_worker(RECSTREAM_ARTIFACTS=str(root), RECSTREAM_WORKER_ID=worker_id)
+    first = click(producer, names.events, 0).get(30)
+    (ready,) = read_topic(bootstrap, names.recommendations, 1)
+    assert json.loads(ready.value)["model_version"] == version, worker.log_tail()
+    return worker, worker_id, first
+
+
 def test_hot_swap_under_load_loses_no_event(
     start_worker,
     producer: KafkaProducer,
@@ -87,12 +101,10 @@ def test_hot_swap_under_load_loses_no_event(
 ) -> None:
     root = tmp_path / "artifacts"
     publish_copy(trained[0], root)
-    worker_id = f"w-{names.tag}"
-    worker = start_worker(RECSTREAM_ARTIFACTS=str(root), RECSTREAM_WORKER_ID=worker_id)
+    worker, worker_id, first = serve_first_event(
+        start_worker, producer, names, kafka_bootstrap, root, "v1"
+    )
     r = redis.Redis.from_url(redis_url)
-    first = click(producer, names.events, 0).get(30)
-    (ready,) = read_topic(kafka_bootstrap, names.recommendations, 1)
-    assert json.loads(ready.value)["model_version"] == "v1", worker.log_tail()
 
     sent = [first]
     stop = threading.Event()
@@ -154,11 +166,9 @@ def test_a_tampered_or_misannounced_version_is_refused(
     root = tmp_path / "artifacts"
     publish_copy(trained[0], root)
     publish_copy(trained[1], root)
-    worker_id = f"w-{names.tag}"
-    worker = start_worker(RECSTREAM_ARTIFACTS=str(root), RECSTREAM_WORKER_ID=worker_id)
-    click(producer, names.events, 0).get(30)
-    (ready,) = read_topic(kafka_bootstrap, names.recommendations, 1)
-    assert json.loads(ready.value)["model_version"] == "v2", worker.log_tail()
+    worker, worker_id, _ = serve_first_event(
+        start_worker, producer, names, kafka_bootstrap, root, "v2"
+    )
 
     # v3: one byte of the weights changed after publishing; announced with the manifest's sha.
     v3 = publish_copy(trained[0], root)

@@ -92,6 +92,11 @@ class TrainConfig:
     gbce_t: float = 0.75  # gSASRec's calibration parameter
     # Train on all of each user's history in max_len windows, not only the newest window.
     full_history: bool = True
+    # Leave the items a window has already shown out of the softmax at its later positions
+    # (never the target itself). Evaluation and the streams never recommend a seen item, so
+    # the loss need not spend itself pushing them down. ce only: a sampled negative is rarely
+    # one of the <= max_len items of the window.
+    exclude_seen: bool = True
     eval_every: int = 2  # epochs between validations
     patience: int = 5  # validations without improvement before stopping
     eval_users: int = 0  # validate on this many users (0 = all)

@@ -28,10 +28,15 @@ def next_item_loss(
     negatives: int = 256,
     gbce_t: float = 0.75,
     generator: torch.Generator | None = None,
+    exclude: Tensor | None = None,
 ) -> Tensor:
-    """Dispatch to the loss named ``kind`` (ce, sampled, gbce); returns a scalar."""
+    """Dispatch to the loss named ``kind`` (ce, sampled, gbce); returns a scalar.
+
+    ``exclude`` [N, n_items] bool: logits ``ce`` leaves out of the softmax (see
+    :func:`recstream.model.sequences.seen_mask`); the sampled losses ignore it.
+    """
     if kind == "ce":
-        return full_softmax_ce(hidden, items, targets, weights)
+        return full_softmax_ce(hidden, items, targets, weights, exclude)
     sampled = torch.randint(0, items.shape[0], (negatives,), generator=generator)  # [K]
     if kind == "sampled":
         return sampled_softmax(hidden, items, targets, weights, sampled)
@@ -40,8 +45,18 @@ def next_item_loss(
     raise ValueError(f"unknown loss {kind!r}; expected ce, sampled or gbce")
 
 
-def full_softmax_ce(hidden: Tensor, items: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+def full_softmax_ce(
+    hidden: Tensor,
+    items: Tensor,
+    targets: Tensor,
+    weights: Tensor,
+    exclude: Tensor | None = None,
+) -> Tensor:
     logits = hidden @ items.T  # [N, n_items]
+    if exclude is not None:
+        # In place: the product's backward does not read its output, and a copy of an
+        # [N, n_items] matrix per step would cost more than the masking itself.
+        logits.masked_fill_(exclude, float("-inf"))
     return _weighted_mean(functional.cross_entropy(logits, targets, reduction="none"), weights)
 
 

@@ -6,6 +6,7 @@ sort, so rows that share a timestamp keep their file order.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,21 +123,23 @@ def pad_right(
 
 def training_windows(
     items: Sequence[np.ndarray], weights: Sequence[np.ndarray], max_len: int, full: bool
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Slices of at most ``max_len + 1`` items to train on: each user's newest one, and with
     ``full`` the older history too (neighbouring slices share one item, so every target is
-    trained exactly once per epoch)."""
-    out_items, out_weights = [], []
+    trained exactly once per epoch). Returns the slices, their weights, and the items before
+    each slice (what :func:`seen_mask` excludes besides the slice's own items)."""
+    out_items, out_weights, out_earlier = [], [], []
     for seq, weight in zip(items, weights, strict=True):
         end = len(seq)
         while end >= 2:
             start = max(0, end - max_len - 1)
             out_items.append(seq[start:end])
             out_weights.append(weight[start:end])
+            out_earlier.append(seq[:start])
             if not full:
                 break
             end = start + 1
-    return out_items, out_weights
+    return out_items, out_weights, out_earlier
 
 
 def training_batch(
@@ -147,6 +150,42 @@ def training_batch(
     targets = pad_right([s[1:] for s in items], max_len)
     target_weights = pad_right([w[1:] for w in weights], max_len, dtype=np.float32)
     return inputs, targets, target_weights
+
+
+def seen_mask(
+    inputs: torch.Tensor, targets: torch.Tensor, earlier: Sequence[np.ndarray], n_items: int
+) -> torch.Tensor:
+    """[N, n_items] bool: the items each non-padding position's user has already shown.
+
+    ``inputs``/``targets`` [B, T] as from :func:`training_batch`; ``earlier[b]`` the user's
+    items before window b (see :func:`training_windows`). Rows follow ``targets != 0`` in
+    row-major order, columns are 0-based item rows. A position's own target is never marked,
+    so a repeat stays learnable.
+    """
+    batch, width = inputs.shape
+    real = targets != 0  # [B, T]
+    shown = torch.zeros(batch, n_items + 1, dtype=torch.bool)  # column 0 is padding
+    lengths = torch.tensor([len(e) for e in earlier])
+    if int(lengths.sum()):
+        windows = torch.arange(batch).repeat_interleave(lengths)
+        shown[windows, torch.from_numpy(np.concatenate(earlier))] = True
+    window_of = torch.arange(batch)[:, None].expand(batch, width)[real]  # [N]
+    mask = shown[window_of]  # [N, n_items + 1]: what came before the window
+    # Within the window: every pair s <= t. Right padding means a real t has only real s.
+    t, s = _lower_triangle(width)
+    b = torch.arange(batch).repeat_interleave(len(t))
+    t, s = t.repeat(batch), s.repeat(batch)
+    row_of = real.flatten().cumsum(0).view(batch, width) - 1  # [B, T]
+    inside = real[b, t]
+    mask[row_of[b, t][inside], inputs[b, s][inside]] = True
+    mask[torch.arange(len(window_of)), targets[real]] = False
+    return mask[:, 1:]
+
+
+@functools.lru_cache(maxsize=8)
+def _lower_triangle(width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    t, s = torch.tril_indices(width, width)
+    return t, s
 
 
 def _type_weights(types: np.ndarray, event_weights: Mapping[str, float]) -> np.ndarray:

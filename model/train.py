@@ -33,6 +33,7 @@ from recstream.model.sequences import (
     Vocabulary,
     build_sequences,
     leave_one_out,
+    seen_mask,
     training_batch,
     training_windows,
 )
@@ -156,7 +157,8 @@ def _train_epoch(run: Trained, optim: torch.optim.Optimizer, progress: bool) -> 
             _set_learning_rate(optim, tc, epoch + step / len(batches))
             items = [windows[0][r] for r in rows]
             weights = [windows[1][r] for r in rows]
-            loss = _train_step(run, optim, items, weights, generator)
+            earlier = [windows[2][r] for r in rows]
+            loss = _train_step(run, optim, items, weights, earlier, generator)
             total, count = total + loss, count + 1
             bar.update(task, advance=1, description=f"epoch {epoch + 1} loss {total / count:.4f}")
     return total / max(count, 1)
@@ -189,12 +191,16 @@ def _train_step(
     optim: torch.optim.Optimizer,
     items: list[np.ndarray],
     weights: list[np.ndarray],
+    earlier: list[np.ndarray],
     generator: torch.Generator,
 ) -> float:
     inputs, targets, target_weights = training_batch(items, weights, run.model_config.max_len)
     hidden = run.model(inputs)  # [B, T, D]
     real = targets != 0  # [B, T]; logits only where there is a next item
     tc = run.train_config
+    exclude = None
+    if tc.exclude_seen and tc.loss == "ce":
+        exclude = seen_mask(inputs, targets, earlier, run.model_config.n_items)
     loss = next_item_loss(
         tc.loss,
         hidden[real],  # [N, D]
@@ -204,6 +210,7 @@ def _train_step(
         negatives=tc.negatives,
         gbce_t=tc.gbce_t,
         generator=generator,
+        exclude=exclude,
     )
     optim.zero_grad(set_to_none=True)
     loss.backward()

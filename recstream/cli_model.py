@@ -77,6 +77,13 @@ def train(
             help="Train on all of each history in max-len windows, or the newest window only.",
         ),
     ] = True,
+    exclude_seen: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-seen/--include-seen",
+            help="Leave items a window has shown out of the ce softmax at its later positions.",
+        ),
+    ] = True,
     eval_every: Annotated[int, typer.Option(help="Epochs between validations.")] = 2,
     patience: Annotated[int, typer.Option(help="Validations without gain before stopping.")] = 5,
     eval_users: Annotated[int, typer.Option(help="Validate on this many users (0 = all).")] = 0,
@@ -123,6 +130,7 @@ def train(
             loss=loss,
             negatives=negatives,
             full_history=full_history,
+            exclude_seen=exclude_seen,
             eval_every=eval_every,
             patience=patience,
             eval_users=eval_users,

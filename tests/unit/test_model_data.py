@@ -8,12 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from recstream.model.data import Interactions, load_dataset, load_genres, load_table
 from recstream.model.sequences import (
     build_sequences,
     leave_one_out,
     pad_right,
+    seen_mask,
     training_batch,
     training_windows,
 )
@@ -112,12 +114,32 @@ def test_padding_and_training_batch() -> None:
 
 def test_training_windows_cover_every_target_once() -> None:
     seq = np.arange(1, 9)  # 7 next-item targets: 2..8
-    items, _ = training_windows([seq], [np.ones(8)], max_len=3, full=True)
+    items, _, earlier = training_windows([seq], [np.ones(8)], max_len=3, full=True)
     assert [w.tolist() for w in items] == [[5, 6, 7, 8], [2, 3, 4, 5], [1, 2]]
+    assert [e.tolist() for e in earlier] == [[1, 2, 3, 4], [1], []]
     targets = [t for w in items for t in w[1:].tolist()]
     assert sorted(targets) == list(range(2, 9))
-    newest, _ = training_windows([seq, np.array([4])], [np.ones(8), np.ones(1)], 3, full=False)
+    newest, _, _ = training_windows([seq, np.array([4])], [np.ones(8), np.ones(1)], 3, full=False)
     assert [w.tolist() for w in newest] == [[5, 6, 7, 8]]  # a 1-item user has no target
+
+
+def test_seen_mask_marks_what_the_user_showed_before_each_target_but_never_the_target() -> None:
+    # Window 0: inputs 3 1 2 -> targets 1 2 4 (one padding column), item 6 came before it.
+    # Window 1: inputs 5 6 5 7 -> targets 6 5 7 8; the target 5 at position 1 repeats an
+    # earlier item and so stays in the softmax.
+    inputs = torch.tensor([[3, 1, 2, 0], [5, 6, 5, 7]])
+    targets = torch.tensor([[1, 2, 4, 0], [6, 5, 7, 8]])
+    mask = seen_mask(inputs, targets, [np.array([6]), np.array([], dtype=np.int64)], n_items=8)
+    marked = [sorted((np.flatnonzero(row) + 1).tolist()) for row in mask.numpy()]
+    assert marked == [
+        [3, 6],
+        [1, 3, 6],
+        [1, 2, 3, 6],
+        [5],  # window 1 starts at row 3: window 0 has three real targets
+        [6],  # not 5: 5 is this position's target
+        [5, 6],
+        [5, 6, 7],
+    ]
 
 
 def test_real_ml1m_loads() -> None:

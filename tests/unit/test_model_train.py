@@ -42,7 +42,10 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
     sequences = [[index[f"i{(s + t) % N_ITEMS}"] for t in range(5)] for s in range(N_ITEMS)]
     with torch.no_grad():
         users = trained.model.eval().user_vectors(torch.tensor(sequences))  # [12, D]
-        top = (users @ trained.model.item_embeddings().T).argmax(dim=1) + 1
+        scores = users @ trained.model.item_embeddings().T  # [12, n_items]
+        # History excluded, as evaluation and the streams do (ce is trained that way).
+        scores.scatter_(1, torch.tensor(sequences) - 1, float("-inf"))
+        top = scores.argmax(dim=1) + 1
     expected = [index[f"i{(s + 5) % N_ITEMS}"] for s in range(N_ITEMS)]
     assert top.tolist() == expected
     assert trained.best_ndcg > 0.9
@@ -77,6 +80,28 @@ def test_losses_weight_targets() -> None:
     torch.testing.assert_close(only_first, expected)
     with pytest.raises(ValueError, match="unknown loss"):
         next_item_loss("hinge", hidden, items, targets, torch.ones(4))
+
+
+def test_ce_leaves_excluded_items_out_of_the_softmax() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 8, requires_grad=True)
+    items = torch.randn(6, 8, requires_grad=True)
+    targets = torch.tensor([0, 4])
+    exclude = torch.zeros(2, 6, dtype=torch.bool)
+    exclude[0, [2, 5]] = True
+    exclude[1, 1] = True
+    loss = next_item_loss("ce", hidden, items, targets, torch.ones(2), exclude=exclude)
+    logits = hidden @ items.T
+    kept_0, kept_1 = logits[0, [0, 1, 3, 4]], logits[1, [0, 2, 3, 4, 5]]
+    # Targets 0 and 4 are at positions 0 and 3 of the kept logits.
+    expected = -(torch.log_softmax(kept_0, 0)[0] + torch.log_softmax(kept_1, 0)[3]) / 2
+    torch.testing.assert_close(loss, expected)
+    # With only row 0 weighted, items it excludes get no gradient at all.
+    only_row_0 = torch.tensor([1.0, 0.0])
+    next_item_loss("ce", hidden, items, targets, only_row_0, exclude=exclude).backward()
+    assert items.grad is not None and torch.isfinite(items.grad).all()
+    assert torch.count_nonzero(items.grad[[2, 5]]) == 0
+    assert torch.count_nonzero(items.grad[[0, 1, 3, 4]]) > 0
 
 
 def test_training_is_deterministic_and_resume_continues_exactly(tmp_path: Path) -> None:

@@ -211,6 +211,10 @@ def bench_model(
     threads: Annotated[int, typer.Option(help="torch threads for encoding.")] = 1,
     repeats: Annotated[int, typer.Option(help="Timed calls per batch size.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else float32]."),
+    ] = None,
 ) -> None:
     """Encoder latency per user at batch 1 and 64 (one JSON object on stdout)."""
     from recstream.artifacts import ArtifactError
@@ -220,12 +224,15 @@ def bench_model(
 
     _log_to_stderr()
     try:
-        encoder = Encoder.load(artifacts or settings_of(ctx).artifacts, threads=threads)
+        settings = settings_of(ctx)
+        encoder = Encoder.load(
+            artifacts or settings.artifacts, threads=threads, dtype=dtype or settings.encoder_dtype
+        )
         histories, source = histories_for(encoder, seed)
         result = bench_encoder(encoder, histories, repeats=repeats, seed=seed)
     except (ArtifactError, ValueError) as exc:
         _fail(exc)
-    print(json.dumps(result | {"threads": threads, "histories": source}))
+    print(json.dumps(result | {"threads": threads, "dtype": encoder.dtype, "histories": source}))
 
 
 def _required_source(

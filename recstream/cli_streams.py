@@ -143,7 +143,7 @@ def load_recommender(path: Path, s: Settings) -> Recommender:
     from recstream.streams.recommender import ModelRecommender
 
     def load(version: Path) -> Recommender:
-        encoder = Encoder.load(version, threads=1)
+        encoder = Encoder.load(version, threads=1, dtype=s.encoder_dtype)
         index = load_index(version, threads=1)
         return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
 

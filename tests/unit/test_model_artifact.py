@@ -95,6 +95,23 @@ def test_encoder_agrees_with_training_forward_and_inner_product(
         np.testing.assert_allclose(ip, scores.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_bfloat16_encoder_ranks_like_float32(version: Path) -> None:
+    exact, half = Encoder.load(version), Encoder.load(version, dtype="bfloat16")
+    assert (exact.dtype, half.dtype) == ("float32", "bfloat16")
+    ids = exact.item_ids
+    histories = [list(ids[i : i + MAX_LEN]) for i in range(len(ids) - MAX_LEN)]
+    a, b = exact.encode(histories), half.encode(histories)
+    assert b.dtype == np.float32
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99  # bfloat16 keeps 8 bits of mantissa
+    embeddings = exact.item_embeddings()
+    top_a = np.argsort(-(a @ embeddings.T), axis=1)[:, :3]
+    top_b = np.argsort(-(b @ embeddings.T), axis=1)[:, :3]
+    assert np.mean([len(set(x) & set(y)) / 3 for x, y in zip(top_a, top_b, strict=True)]) > 0.8
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        Encoder.load(version, dtype="float16")
+
+
 def test_encoder_skips_unknown_truncates_and_flags_cold_users(version: Path) -> None:
     encoder = Encoder.load(version)
     ids = encoder.item_ids

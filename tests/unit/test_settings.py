@@ -21,6 +21,7 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         "events.dlq",
     )
     assert s.top_k == 10
+    assert s.encoder_dtype == "float32"
     assert s.event_weights["purchase"] > s.event_weights["click"]
 
 
@@ -45,6 +46,7 @@ def test_environment_is_read_once_into_a_frozen_object(monkeypatch: pytest.Monke
         ("RECSTREAM_TOP_K", "0", "greater than or equal to 1"),
         ("RECSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_TLS", "SASL_SSL"),
         ("RECSTREAM_COMMIT_INTERVAL_MS", "-1", "greater than or equal to 0"),
+        ("RECSTREAM_ENCODER_DTYPE", "float16", "bfloat16"),
     ],
 )
 def test_bad_values_are_refused_with_a_reason(

@@ -28,11 +28,9 @@ class Encoder:
     """A loaded, checksum-verified model in inference mode. Build it with :meth:`load`."""
 
     def __init__(self, loaded: LoadedModel, dtype: str = "float32") -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"encoder dtype {dtype!r} unknown; expected float32 or bfloat16")
         self._loaded = loaded
         self._dtype = dtype
-        self._model = loaded.model.eval().to(DTYPES[dtype])
+        self._model = loaded.model.eval().to(_torch_dtype(dtype))
         self._index = {item: i + 1 for i, item in enumerate(loaded.item_ids)}
         self._max_len = loaded.config.inference_len  # the served history length
         embeddings = load_npy(loaded.path / EMBEDDINGS)
@@ -47,9 +45,8 @@ class Encoder:
         """
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
-        if dtype not in DTYPES:
-            raise ValueError(f"encoder dtype {dtype!r} unknown; expected float32 or bfloat16")
-        if dtype == "bfloat16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        if _torch_dtype(dtype) == torch.bfloat16 and not native:
             log.warning("this CPU has no native bfloat16: encoding in bfloat16 will be slow")
         torch.set_num_threads(threads)  # process-wide: streams encode on one thread by default
         return cls(load_artifact(Path(version_dir)), dtype)
@@ -128,3 +125,9 @@ class Encoder:
                     break
         found.reverse()
         return found
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"encoder dtype {name!r} unknown; expected float32 or bfloat16")
+    return DTYPES[name]

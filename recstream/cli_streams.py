@@ -17,6 +17,7 @@ from recstream.settings import Settings
 
 if TYPE_CHECKING:
     from recstream.streams.app import WorkerConfig
+    from recstream.streams.bench import Load
     from recstream.streams.recommender import Recommender
 
 
@@ -259,18 +260,38 @@ def bench_stream(
     artifacts: Annotated[
         Path | None, typer.Option(help="Model artifact the worker serves (default: settings).")
     ] = None,
+    workload: Annotated[
+        str,
+        typer.Option(help="real (users replay their histories from --data) or synthetic."),
+    ] = "synthetic",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="For --workload real: an ml-1m or ml-100k directory, or a CSV/TSV/Parquet file "
+            "user,item[,ts,type]."
+        ),
+    ] = None,
+    users: Annotated[
+        int, typer.Option(min=1, help="Users replaying (real) or drawn from (synthetic).")
+    ] = 3000,
+    preload: Annotated[
+        int, typer.Option(min=0, help="Real: each user's first N interactions, at full speed.")
+    ] = 30,
     seconds: Annotated[float, typer.Option(help="Duration of each fixed-rate run.")] = 10.0,
     rates: Annotated[
         str, typer.Option(help="Comma-separated rates (events/s) to try above 1000/s.")
     ] = "2000,3000,4000,5000,6000",
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic load.")] = 0,
+    repeat: Annotated[int, typer.Option(min=1, help="Independent runs; their spread.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the load.")] = 0,
 ) -> None:
     """End-to-end events/s and latency of one worker on the real broker and Redis (JSON)."""
     from recstream.artifacts import list_versions, resolve_version
-    from recstream.streams.bench import BenchPlan, run_bench
+    from recstream.streams.bench import BenchPlan, Load, run_bench, synthetic_events
 
     s = _settings(ctx)
     root = artifacts or s.artifacts
+    if workload not in ("real", "synthetic"):
+        raise typer.BadParameter(f"{workload!r} is not real or synthetic", param_hint="--workload")
     if (root / "manifest.json").is_file() or list_versions(root):
         version = resolve_version(root)
         items = json.loads((version / "item_ids.json").read_text())
@@ -278,16 +299,63 @@ def bench_stream(
     else:
         items = [f"item-{n}" for n in range(3000)]
         source = "no model: trending only"
+    if workload == "real":
+        if data is None:
+            raise typer.BadParameter("--workload real needs --data", param_hint="--data")
+        histories = _histories(data)
+        make_load = lambda: _real_load(histories, users, preload, seed)  # noqa: E731
+        _real_load(histories, users, preload, seed)  # fail now, not after the echo floor
+    else:
+        make_load = lambda: Load([], synthetic_events(items, users * 3 + 1, seed))  # noqa: E731
     plan = BenchPlan(
         bootstrap=s.kafka_bootstrap,
         redis_url=s.redis_url,
         artifacts=root,
-        items=items,
+        load=make_load,
+        workload=workload,
         ramp_rates=[float(r) for r in rates.split(",") if r.strip()],
         seconds=seconds,
-        seed=seed,
+        repeat=repeat,
     )
-    print(f"bench stream: serving {source}, {len(items)} items", file=sys.stderr)
+    print(f"bench stream: {workload} load, serving {source}, {len(items)} items", file=sys.stderr)
     result = run_bench(plan)
     result.update({"model": source, "seconds_per_rate": seconds, "cpus": os.cpu_count()})
+    if workload == "real":
+        result.update({"data": str(data), "users": users, "preload_per_user": preload})
     print(json.dumps(result))
+
+
+def _real_load(
+    histories: dict[str, list[tuple[str, str]]], users: int, preload: int, seed: int
+) -> Load:
+    from recstream.streams.bench import real_load
+
+    try:
+        return real_load(histories, users, preload, seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--preload") from None
+
+
+def _histories(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """user → [(item, type)] in time order, from a dataset directory or an interactions file."""
+    from recstream.model.data import load_dataset
+
+    if (path / "interactions.tsv.gz").is_file():
+        name = "ml-1m"
+    elif (path / "ml-100k.inter").is_file():
+        name = "ml-100k"
+    elif path.is_file():
+        name = "file"
+    else:
+        raise typer.BadParameter(
+            f"{path}: not an ml-1m or ml-100k directory nor a file", param_hint="--data"
+        )
+    try:
+        rows = load_dataset(name, path)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--data") from None
+    order = sorted(range(len(rows)), key=lambda i: (rows.users[i], rows.ts[i]))  # stable
+    out: dict[str, list[tuple[str, str]]] = {}
+    for i in order:
+        out.setdefault(str(rows.users[i]), []).append((str(rows.items[i]), str(rows.types[i])))
+    return out

@@ -1,10 +1,15 @@
 """``recstream bench stream``: end-to-end throughput and latency of one worker process on the
 real broker and Redis, beside the broker's own echo floor.
 
-Latency is measured from the moment the load generator hands an event to its producer to the
-moment the matching recommendation (matched by the event's partition and offset) is read back,
-all on one monotonic clock in one process. The echo floor is the same measurement through a
-pass-through consumer→producer process, so the ratio isolates what recstream adds.
+Two workloads: ``real`` replays users' own histories from a dataset (a preload of each user's
+early history at full speed, reported as the catch-up rate, then the rest of their sequences
+at paced rates); ``synthetic`` sends Zipf-like picks for many fresh users.
+
+Load is open loop and latency runs from each event's scheduled send time to the moment the
+matching recommendation (matched by the event's partition and offset) is read back, all on one
+monotonic clock in one process; lists that never come back count as infinitely late. The echo
+floor is the same measurement, after the same preload and warm-up, through a pass-through
+consumer→producer process, so the ratio isolates what recstream adds.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,55 +38,80 @@ LAG_GROWTH_MS = 50.0
 # a send per event cost it 63 µs of CPU each, taken from the worker under test; 28 µs now.
 TICK_S = 0.005
 WARMUP_S = 5.0  # seconds of discarded load at 1,000 events/s before the measured rates
+WORKLOADS = ("real", "synthetic")
+
+Position = tuple[int, int]  # (partition, offset) of an event; its list names it in ``source``
+Pair = tuple[str, dict[str, Any]]  # (user id, event JSON without ``ts``)
 
 
 @dataclass
 class Run:
-    """One fixed-rate run: send times by (partition, offset); per received list, its event's
-    send time and its latency in ms."""
+    """One fixed-rate run: each event's scheduled time by position, and when its list came
+    back. Latency runs from the scheduled time, so a generator or a broker that falls behind
+    shows in it (no coordinated omission); an event whose list never came is a miss and counts
+    as infinitely late in every percentile."""
 
     rate: float
-    sent: dict[tuple[int, int], float] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    sent_at: list[float] = field(default_factory=list)  # parallel to latencies_ms
+    scheduled: dict[Position, float] = field(default_factory=dict)
+    arrived: dict[Position, float] = field(default_factory=dict)
     send_seconds: float = 0.0
 
+    def latencies_ms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every sent event's scheduled time and latency (inf: no list), in schedule order."""
+        keys = sorted(self.scheduled, key=self.scheduled.__getitem__)
+        at = np.array([self.scheduled[k] for k in keys])
+        back = np.array([self.arrived.get(k, np.inf) for k in keys])
+        return at, (back - at) * 1000
+
     def summary(self) -> dict[str, Any]:
-        lat = np.asarray(self.latencies_ms)
-        done = len(lat) / max(len(self.sent), 1)
+        _, lat = self.latencies_ms()
+        received = int(np.isfinite(lat).sum())
         out: dict[str, Any] = {
-            "sent": len(self.sent),
-            "received": int(lat.size),
-            "delivered_fraction": round(done, 4),
-            "achieved_send_rate": round(len(self.sent) / max(self.send_seconds, 1e-9), 1),
+            "sent": len(lat),
+            "received": received,
+            "missing": len(lat) - received,
+            "delivered_fraction": round(received / max(len(lat), 1), 4),
+            "achieved_send_rate": round(len(lat) / max(self.send_seconds, 1e-9), 1),
         }
-        if lat.size:
+        if received:
             for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
-                out[name] = round(float(np.percentile(lat, q)), 3)
+                out[name] = _finite(float(np.percentile(lat, q, method="higher")))
+            out["max_received"] = round(float(lat[np.isfinite(lat)].max()), 3)
             first, last = self.quarter_medians()
-            out["p50_first_quarter"], out["p50_last_quarter"] = round(first, 3), round(last, 3)
+            out["p50_first_quarter"], out["p50_last_quarter"] = _finite(first), _finite(last)
         return out
 
     def quarter_medians(self) -> tuple[float, float]:
-        """Median latency of the events sent in the run's first and in its last quarter."""
-        lat, at = np.asarray(self.latencies_ms), np.asarray(self.sent_at)
+        """Median latency of the events scheduled in the run's first and in its last quarter
+        (misses count as infinitely late)."""
+        at, lat = self.latencies_ms()
         lo, hi = np.quantile(at, [0.25, 0.75])
-        return float(np.median(lat[at <= lo])), float(np.median(lat[at >= hi]))
+        first = np.percentile(lat[at <= lo], 50, method="higher")
+        last = np.percentile(lat[at >= hi], 50, method="higher")
+        return float(first), float(last)
 
     def sustained(self) -> bool:
         """Consumer lag did not grow: the last quarter's events waited at most
         ``LAG_GROWTH_MS`` longer (median) than the first quarter's; everything was delivered
         within the grace period with p99 under a second; and the generator kept up."""
         s = self.summary()
+        first, last = s.get("p50_first_quarter"), s.get("p50_last_quarter")
         return (
             s["delivered_fraction"] >= 0.999
-            and s.get("p99", 1e9) < 1000.0
-            and s["p50_last_quarter"] - s["p50_first_quarter"] <= LAG_GROWTH_MS
+            and (s.get("p99") or 1e9) < 1000.0
+            and first is not None
+            and last is not None
+            and last - first <= LAG_GROWTH_MS
             and s["achieved_send_rate"] >= 0.95 * self.rate
         )
 
 
-def synthetic_events(items: Sequence[str], n_users: int, seed: int) -> Any:
+def _finite(value: float) -> float | None:
+    """Rounded milliseconds; None where a percentile lands on missing lists."""
+    return round(value, 3) if np.isfinite(value) else None
+
+
+def synthetic_events(items: Sequence[str], n_users: int, seed: int) -> Iterator[Pair]:
     """An endless stream of (user, event JSON); item popularity is Zipf-like, as in real logs."""
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, len(items) + 1) ** 0.8
@@ -96,43 +126,82 @@ def synthetic_events(items: Sequence[str], n_users: int, seed: int) -> Any:
             yield user, {"user_id": user, "item_id": items[i], "type": kind}
 
 
+@dataclass(frozen=True)
+class Load:
+    """What one benchmark run sends: a preload sent at full speed (the catch-up), then an
+    open-loop paced stream."""
+
+    preload: list[Pair]
+    paced: Iterator[Pair]
+
+
+def real_load(
+    histories: dict[str, list[tuple[str, str]]], n_users: int, preload: int, seed: int
+) -> Load:
+    """Users replay their own sequences, oldest first: the first ``preload`` interactions of
+    each (users interleaved round-robin) at full speed, then the rest in a random interleaving
+    that keeps every user's order. ``histories``: user → [(item, type)] in time order; only
+    users with more than ``preload`` interactions take part."""
+    rng = np.random.default_rng(seed)
+    eligible = sorted(u for u, h in histories.items() if len(h) > preload)
+    if not eligible:
+        raise ValueError(f"no user has more than {preload} interactions to replay")
+    chosen = [eligible[i] for i in rng.permutation(len(eligible))[:n_users]]
+    first = [_pair(u, *histories[u][step]) for step in range(preload) for u in chosen]
+    rest = np.repeat(np.arange(len(chosen)), [len(histories[u]) - preload for u in chosen])
+    rng.shuffle(rest)
+    return Load(first, _replay(chosen, histories, preload, rest))
+
+
+def _replay(
+    users: list[str], histories: dict[str, list[tuple[str, str]]], start: int, order: np.ndarray
+) -> Iterator[Pair]:
+    cursor = [start] * len(users)
+    for u in order.tolist():
+        user = users[u]
+        yield _pair(user, *histories[user][cursor[u]])
+        cursor[u] += 1
+
+
+def _pair(user: str, item: str, kind: str) -> Pair:
+    return user, {"user_id": user, "item_id": item, "type": kind}
+
+
+def _next(events: Iterator[Pair]) -> Pair:
+    try:
+        return next(events)
+    except StopIteration:
+        raise RuntimeError(
+            "bench: the workload ran out of events; use fewer rates or seconds, or more users"
+        ) from None
+
+
 async def paced_send(
-    producer: AIOKafkaProducer, topic: str, events: Any, rate: float, seconds: float, run: Run
+    producer: AIOKafkaProducer,
+    topic: str,
+    events: Iterator[Pair],
+    rate: float,
+    seconds: float,
+    run: Run,
 ) -> None:
     """Open-loop load: event i is due at t0 + i / rate, whatever the system does.
 
-    Events due within a tick are appended to one record batch per partition (the partition
-    Kafka's default partitioner gives the user key, as any client would) and handed to the
-    producer together; latency counts from that hand-off.
+    Events due within a tick go to the producer together, one record batch per partition;
+    latency counts from each event's scheduled time, not from the hand-off.
     """
     partitions = sorted(await producer.partitions_for(topic))
-    pick = DefaultPartitioner()
     t0 = time.monotonic()
     total = int(rate * seconds)
     done = 0
-    pending: list[tuple[Any, float, int]] = []
+    pending: list[tuple[Any, list[float]]] = []
     while done < total:
         due = min(total, int((time.monotonic() - t0) * rate) + 1)
         if due <= done:
             await asyncio.sleep(max(TICK_S, t0 + done / rate - time.monotonic()))
             continue
-        batches: dict[int, Any] = {}
-        now_ms = int(time.time() * 1000)
-        for _ in range(due - done):
-            user, payload = next(events)
-            payload["ts"] = now_ms
-            key = user.encode()
-            partition = pick(key, partitions, partitions)
-            if partition not in batches:
-                batches[partition] = producer.create_batch()
-            value = orjson.dumps(payload)
-            if batches[partition].append(key=key, value=value, timestamp=None) is None:
-                raise RuntimeError("bench: one record batch overflowed; lower the rate")
-        sent_at = time.monotonic()
-        for partition, batch in batches.items():
-            batch.close()
-            future = await producer.send_batch(batch, topic, partition=partition)
-            pending.append((future, sent_at, batch.record_count()))
+        pairs = [_next(events) for _ in range(due - done)]
+        times = [t0 + i / rate for i in range(done, due)]
+        pending += await _send_now(producer, topic, partitions, pairs, times)
         done = due
         if len(pending) >= 256:
             await _record(pending, run)
@@ -140,47 +209,94 @@ async def paced_send(
     run.send_seconds = time.monotonic() - t0
 
 
-async def _record(pending: list[tuple[Any, float, int]], run: Run) -> None:
-    for future, sent_at, count in pending:
+async def _send_now(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partitions: list[int],
+    pairs: Sequence[Pair],
+    times: Sequence[float],
+) -> list[tuple[Any, list[float]]]:
+    """Hand ``pairs`` to the producer in record batches per partition (the partition Kafka's
+    default partitioner gives the user key, as any client would); per batch, its delivery
+    future and its events' scheduled times."""
+    pick = DefaultPartitioner()
+    now_ms = int(time.time() * 1000)
+    open_: dict[int, tuple[Any, list[float]]] = {}
+    full: list[tuple[int, Any, list[float]]] = []
+    for (user, payload), at in zip(pairs, times, strict=True):
+        key = user.encode()
+        value = orjson.dumps({**payload, "ts": now_ms})
+        partition = pick(key, partitions, partitions)
+        if partition in open_:
+            batch, ats = open_[partition]
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                ats.append(at)
+                continue
+            full.append((partition, batch, ats))  # full: send it, start another
+        batch = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            raise RuntimeError("bench: an event is larger than a record batch")
+        open_[partition] = (batch, [at])
+    full += [(p, b, ats) for p, (b, ats) in open_.items()]
+    out = []
+    for partition, batch, ats in full:
+        batch.close()
+        out.append((await producer.send_batch(batch, topic, partition=partition), ats))
+    return out
+
+
+async def _record(pending: list[tuple[Any, list[float]]], run: Run) -> None:
+    for future, times in pending:
         meta = await future  # the batch's first offset; its records follow in order
-        for j in range(count):
-            run.sent[(meta.partition, meta.offset + j)] = sent_at
+        for j, at in enumerate(times):
+            run.scheduled[(meta.partition, meta.offset + j)] = at
     pending.clear()
 
 
 async def collect(consumer: AIOKafkaConsumer, run: Run, stop: asyncio.Event) -> None:
-    early: dict[tuple[int, int], float] = {}
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=50, max_records=2000)
         now = time.monotonic()
         for records in batches.values():
             for rec in records:
                 src = orjson.loads(rec.value)["source"]
-                early[(src["partition"], src["offset"])] = now
-        # A list can arrive before the producer's ack told us the event's offset.
-        for key in [k for k in early if k in run.sent]:
-            run.sent_at.append(run.sent[key])
-            run.latencies_ms.append((early.pop(key) - run.sent[key]) * 1000)
+                run.arrived.setdefault((src["partition"], src["offset"]), now)
 
 
-async def measure(
-    bootstrap: str, events_topic: str, out_topic: str, events: Any, rate: float, seconds: float
-) -> Run:
-    run = Run(rate)
+async def _session(bootstrap: str, out_topic: str) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
     consumer = AIOKafkaConsumer(
         out_topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
     )
     await producer.start()
     await consumer.start()
+    await consumer.getmany(timeout_ms=500)  # join before the first send
+    return producer, consumer
+
+
+async def _wait_for(run: Run, grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    while len(run.arrived.keys() & run.scheduled.keys()) < len(run.scheduled):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def measure(
+    bootstrap: str,
+    events_topic: str,
+    out_topic: str,
+    events: Iterator[Pair],
+    rate: float,
+    seconds: float,
+) -> Run:
+    run = Run(rate)
+    producer, consumer = await _session(bootstrap, out_topic)
     try:
-        await consumer.getmany(timeout_ms=500)  # join before the first send
         stop = asyncio.Event()
         reader = asyncio.create_task(collect(consumer, run, stop))
         await paced_send(producer, events_topic, events, rate, seconds, run)
-        deadline = time.monotonic() + GRACE_S
-        while len(run.latencies_ms) < len(run.sent) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await _wait_for(run, GRACE_S)
         stop.set()
         await reader
     finally:
@@ -189,8 +305,46 @@ async def measure(
     return run
 
 
+async def catch_up(bootstrap: str, events_topic: str, out_topic: str, pairs: list[Pair]) -> dict:
+    """Send ``pairs`` as fast as the producer takes them and time how long the lists of all
+    of them take to come back: the rate at which the process under test drains a backlog."""
+    if not pairs:
+        return {"events": 0, "received": 0, "events_per_s": None}
+    run = Run(float("inf"))
+    producer, consumer = await _session(bootstrap, out_topic)
+    try:
+        stop = asyncio.Event()
+        reader = asyncio.create_task(collect(consumer, run, stop))
+        partitions = sorted(await producer.partitions_for(events_topic))
+        t0 = time.monotonic()
+        for start in range(0, len(pairs), 2000):
+            chunk = pairs[start : start + 2000]
+            times = [time.monotonic()] * len(chunk)
+            await _record(await _send_now(producer, events_topic, partitions, chunk, times), run)
+        sent_s = time.monotonic() - t0
+        await _wait_for(run, max(60.0, len(pairs) / 200))
+        stop.set()
+        await reader
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    got = [run.arrived[k] for k in run.scheduled if k in run.arrived]
+    seconds = (max(got) - t0) if got else float("nan")
+    return {
+        "events": len(pairs),
+        "received": len(got),
+        "send_seconds": round(sent_s, 3),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(got) / seconds, 1) if got else 0.0,
+    }
+
+
 async def wait_ready(
-    bootstrap: str, events_topic: str, out_topic: str, events: Any, proc: subprocess.Popen[bytes]
+    bootstrap: str,
+    events_topic: str,
+    out_topic: str,
+    events: Iterator[Pair],
+    proc: subprocess.Popen[bytes],
 ) -> None:
     """Send a trickle until the first list comes back (worker joined and warmed up)."""
     deadline = time.monotonic() + 120
@@ -198,7 +352,7 @@ async def wait_ready(
         if proc.poll() is not None:
             raise RuntimeError(f"the process under test exited ({proc.returncode}); see its log")
         run = await measure(bootstrap, events_topic, out_topic, events, 20, 1.0)
-        if run.latencies_ms:
+        if run.arrived:
             return
     raise RuntimeError("the worker produced no recommendation within 120 s")
 
@@ -231,23 +385,76 @@ class BenchPlan:
     bootstrap: str
     redis_url: str
     artifacts: Path
-    items: Sequence[str]
+    load: Callable[[], Load]  # a fresh, identical load for each process under test
+    workload: str = "synthetic"
     fixed_rates: Sequence[float] = (100.0, 1000.0)
     ramp_rates: Sequence[float] = (2000.0, 3000.0, 4000.0, 5000.0, 6000.0)
     seconds: float = 10.0
-    users: int = 10_000
-    seed: int = 0
+    repeat: int = 1
     log_dir: Path = Path("/tmp")
 
 
 def run_bench(plan: BenchPlan) -> dict[str, Any]:
+    """``plan.repeat`` independent runs (fresh topics, Redis prefix, worker and echo each);
+    the top-level figures are the runs' medians, ``spread`` their min and max."""
+    runs = [run_once(plan) for _ in range(plan.repeat)]
+    result: dict[str, Any] = {"workload": plan.workload, "repeat": plan.repeat}
+    figures = {
+        "events_per_s": ("events_per_s",),
+        "catch_up_events_per_s": ("catch_up", "events_per_s"),
+        "echo_p99_ms": ("echo_floor_ms", "p99"),
+        "p99_ratio_to_echo": ("p99_ratio_to_echo",),
+        "peak_rss_mb": ("peak_rss_mb",),
+    }
+    for rate in runs[0]["latency_ms"]:
+        for q in ("p50", "p99", "p999"):
+            figures[f"{q}_ms@{rate}"] = ("latency_ms", rate, q)
+    spread = {name: _values(runs, path) for name, path in figures.items()}
+    result["spread"] = {
+        name: {"min": min(v), "median": _median(v), "max": max(v)} if v else None
+        for name, v in spread.items()
+    }
+    first = runs[0]
+    result["events_per_s"] = _median(spread["events_per_s"])
+    result["p99_ratio_to_echo"] = _median(spread["p99_ratio_to_echo"])
+    result["peak_rss_mb"] = _median(spread["peak_rss_mb"])
+    result["catch_up"] = {"events_per_s": _median(spread["catch_up_events_per_s"])}
+    result["echo_floor_ms"] = {
+        q: _median(_values(runs, ("echo_floor_ms", q))) for q in ("p50", "p99")
+    } | {"rate": first["echo_floor_ms"]["rate"]}
+    result["latency_ms"] = {
+        rate: {q: _median(_values(runs, ("latency_ms", rate, q))) for q in ("p50", "p99", "p999")}
+        for rate in first["latency_ms"]
+    }
+    result["runs"] = runs
+    return result
+
+
+def _values(runs: list[dict[str, Any]], path: Sequence[str]) -> list[float]:
+    """The figure at ``path`` in each run that has one (a missed percentile has none)."""
+    out = []
+    for run in runs:
+        node: Any = run
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, int | float):
+            out.append(float(node))
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 3) if values else None
+
+
+def run_once(plan: BenchPlan) -> dict[str, Any]:
+    """One run: the echo floor, then the worker, each given the same preload (catch-up) and
+    warm-up before their measured rates."""
     from recstream.streams.connection import KafkaConnection
     from recstream.streams.topics import TopicSpec, ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     topics = {n: f"bench-{n}-{tag}" for n in ("events", "recs", "dlq", "echo-in", "echo-out")}
     ensure_topics(KafkaConnection(plan.bootstrap), [TopicSpec(t, 4) for t in topics.values()])
-    events = synthetic_events(plan.items, plan.users, plan.seed)
     exe = str(Path(sys.executable).with_name("recstream"))
     env = {
         "RECSTREAM_KAFKA_BOOTSTRAP": plan.bootstrap,
@@ -260,67 +467,75 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         "RECSTREAM_WEB_PORT": str(_free_port()),
     }
     result: dict[str, Any] = {"rates": {}}
+    echo_args = [sys.executable, "-m", "recstream.streams.echo", plan.bootstrap]
     echo = spawn(
-        [
-            sys.executable,
-            "-m",
-            "recstream.streams.echo",
-            plan.bootstrap,
-            topics["echo-in"],
-            topics["echo-out"],
-        ],
+        [*echo_args, topics["echo-in"], topics["echo-out"]],
         {},
         plan.log_dir / f"bench-echo-{tag}.log",
     )
     try:
-        asyncio.run(wait_ready(plan.bootstrap, topics["echo-in"], topics["echo-out"], events, echo))
-        floor = asyncio.run(
-            measure(
-                plan.bootstrap, topics["echo-in"], topics["echo-out"], events, 1000, plan.seconds
-            )
-        ).summary()
+        load = plan.load()
+        echo_in = (topics["echo-in"], topics["echo-out"])
+        catch = _prepare(plan, *echo_in, load, echo)
+        floor = asyncio.run(measure(plan.bootstrap, *echo_in, load.paced, 1000, plan.seconds))
     finally:
         stop(echo)
-    result["echo_floor_ms"] = {"p50": floor.get("p50"), "p99": floor.get("p99"), "rate": 1000}
+    floor_summary = floor.summary()
+    result["echo_floor_ms"] = {
+        "p50": floor_summary.get("p50"),
+        "p99": floor_summary.get("p99"),
+        "rate": 1000,
+        "catch_up_events_per_s": catch["events_per_s"],
+    }
     worker = spawn(
         [exe, "worker", "--artifacts", str(plan.artifacts), "--loglevel", "warning"],
         env,
         plan.log_dir / f"bench-worker-{tag}.log",
     )
     try:
-        asyncio.run(wait_ready(plan.bootstrap, topics["events"], topics["recs"], events, worker))
-        # A discarded warm-up: a broker or worker that has just started (JIT, first users in
-        # Redis, allocator) otherwise inflates the first measured rate's tail.
-        warm = min(WARMUP_S, plan.seconds)
-        asyncio.run(measure(plan.bootstrap, topics["events"], topics["recs"], events, 1000, warm))
-        result["warmup"] = {"rate": 1000, "seconds": warm}
-        best = 0.0
-        for rate in sorted({*plan.fixed_rates, *plan.ramp_rates}):
-            run = asyncio.run(
-                measure(
-                    plan.bootstrap, topics["events"], topics["recs"], events, rate, plan.seconds
-                )
-            )
-            result["rates"][str(int(rate))] = {**run.summary(), "sustained": run.sustained()}
-            if run.sustained():
-                best = rate
-            elif rate > max(plan.fixed_rates):
-                break  # past saturation: higher rates only pile up lag
+        load = plan.load()
+        result["catch_up"] = _prepare(plan, topics["events"], topics["recs"], load, worker)
+        result["warmup"] = {"rate": 1000, "seconds": min(WARMUP_S, plan.seconds)}
+        best = _rates(plan, topics["events"], topics["recs"], load, result["rates"])
         result["peak_rss_mb"] = round(peak_rss_mb(worker.pid), 1)
     finally:
         stop(worker)
     result["events_per_s"] = best
-    fixed = {r: result["rates"][r] for r in result["rates"]}
     result["latency_ms"] = {
-        r: {q: v.get(q) for q in ("p50", "p99", "p999")} for r, v in fixed.items()
+        r: {q: v.get(q) for q in ("p50", "p99", "p999")} for r, v in result["rates"].items()
     }
     top = result["rates"].get(str(int(best)), {})
     p99_1000 = result["rates"].get("1000", {}).get("p99")
-    result["p99_ratio_to_echo"] = (
-        round(p99_1000 / floor["p99"], 2) if p99_1000 and floor.get("p99") else None
-    )
+    echo_p99 = floor_summary.get("p99")
+    result["p99_ratio_to_echo"] = round(p99_1000 / echo_p99, 2) if p99_1000 and echo_p99 else None
     result["highest_sustained"] = {"rate": best, **{q: top.get(q) for q in ("p50", "p99", "p999")}}
     return result
+
+
+def _prepare(
+    plan: BenchPlan, topic: str, out: str, load: Load, proc: subprocess.Popen[bytes]
+) -> dict[str, Any]:
+    """Wait until ``proc`` answers, send the preload at full speed (the catch-up figure), then
+    a discarded warm-up at 1,000 events/s: a process that has just started (JIT, first users
+    in Redis, allocator) otherwise inflates the first measured rate's tail."""
+    asyncio.run(wait_ready(plan.bootstrap, topic, out, load.paced, proc))
+    catch = asyncio.run(catch_up(plan.bootstrap, topic, out, load.preload))
+    warm = min(WARMUP_S, plan.seconds)
+    asyncio.run(measure(plan.bootstrap, topic, out, load.paced, 1000, warm))
+    return catch
+
+
+def _rates(plan: BenchPlan, topic: str, out: str, load: Load, into: dict[str, Any]) -> float:
+    """Each fixed rate, then the ramp until a rate is not sustained; the highest sustained."""
+    best = 0.0
+    for rate in sorted({*plan.fixed_rates, *plan.ramp_rates}):
+        run = asyncio.run(measure(plan.bootstrap, topic, out, load.paced, rate, plan.seconds))
+        into[str(int(rate))] = {**run.summary(), "sustained": run.sustained()}
+        if run.sustained():
+            best = rate
+        elif rate > max(plan.fixed_rates):
+            break  # past saturation: higher rates only pile up lag
+    return best
 
 
 def _free_port() -> int:

@@ -1,11 +1,12 @@
-"""CLI command ``simulate``: synthetic users react to a running worker's lists (closed loop)."""
+"""CLI commands ``simulate`` (synthetic users react to a running worker's lists, beside
+counterfactual arms) and ``simulate-report`` (several runs pooled into tables and plots)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,11 +16,16 @@ from recstream.sim.scenarios import SCENARIO_NAMES
 
 if TYPE_CHECKING:
     from recstream.settings import Settings
-    from recstream.sim.loop import BetweenRounds
+    from recstream.sim.arms import FrozenModel, FrozenRequest
+    from recstream.sim.loop import BetweenRounds, LoadFrozen
+
+# Users per call of the frozen model: bounds the encoder's and MMR's memory.
+FROZEN_BATCH = 256
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("simulate")(simulate)
+    app.command("simulate-report")(simulate_report)
 
 
 def _scenario(name: str) -> str:
@@ -72,9 +78,20 @@ def simulate(
         typer.Option(help="Tag in user and event ids (default: random, so reruns never collide)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    per_user: Annotated[
+        bool,
+        typer.Option(
+            "--per-user",
+            help="Add every user's clicks and purchases per arm and round (key per_user), for "
+            "pooling seeds with simulate-report.",
+        ),
+    ] = False,
 ) -> None:
     """Synthetic users with hidden, drifting tastes browse, get the worker's lists over Kafka
-    and react; per round CTR, conversion, coverage and diversity beside a popularity baseline."""
+    and react; per round CTR, conversion, coverage and diversity of the served lists beside
+    counterfactual arms (popularity, category trending, item kNN, the first model kept frozen,
+    an oracle) judged with the same random numbers, and paired differences with 95% intervals
+    (see docs/simulator.md)."""
     from kafka.errors import KafkaError
 
     from recstream.cli import settings_of
@@ -95,6 +112,7 @@ def simulate(
     between = _retrain_between_rounds(s, root, retrain_epochs, seed, log) if retrain else None
     if follow:
         between = _follow_between_rounds(root, version_timeout, log)
+    frozen = _frozen_loader(s, root) if retrain or follow else None
     topics = SimTopics(s.topic_events, s.topic_recommendations, s.topic_items)
     try:
         bus = KafkaBus(KafkaConnection.from_settings(s), topics, s.partitions, s.replication_factor)
@@ -108,9 +126,11 @@ def simulate(
         timeout_s=timeout,
         version_timeout_s=version_timeout,
         run_tag=tag,
+        weights=dict(s.event_weights),
+        per_user=per_user,
     )
     try:
-        result = Simulation(world, bus, config, between, log).run()
+        result = Simulation(world, bus, config, between, log, load_frozen=frozen).run()
     except (NoRecommendation, SimulationError) as exc:
         log(f"simulate: {exc}")
         raise typer.Exit(1) from None
@@ -145,6 +165,33 @@ def _retrain_between_rounds(
     return between
 
 
+def _frozen_loader(s: Settings, root: Path) -> LoadFrozen:
+    """The model_frozen arm: the version served in round 1, loaded as the worker loads it and
+    asked as the worker asks it (Request(sequence, excluded), top_k)."""
+
+    def load(version: str) -> FrozenModel:
+        from recstream.cli_streams import load_recommender
+        from recstream.sim.arms import FrozenModel
+        from recstream.sim.loop import SimulationError
+        from recstream.streams.recommender import Request
+
+        try:
+            recommender = load_recommender(root / version, s)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise SimulationError(f"cannot load {version} for model_frozen: {exc}") from exc
+
+        def recommend(requests: Sequence[FrozenRequest], k: int) -> list[list[str]]:
+            lists: list[list[str]] = []
+            for start in range(0, len(requests), FROZEN_BATCH):
+                batch = [Request(h, e) for h, e in requests[start : start + FROZEN_BATCH]]
+                lists += [[i for i, _ in scored] for scored in recommender.recommend(batch, k)]
+            return lists
+
+        return FrozenModel(recommender.version, recommender.max_len, recommend)
+
+    return load
+
+
 def _follow_between_rounds(
     root: Path, timeout_s: float, log: Callable[[str], None]
 ) -> BetweenRounds:
@@ -176,19 +223,65 @@ def _follow_between_rounds(
     return between
 
 
+def simulate_report(
+    files: Annotated[
+        list[Path], typer.Argument(help="simulate --json outputs (seeds of one or more scenarios).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for one PNG per scenario (<scenario>.png).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Pool several simulate runs per scenario: every arm's CTR per round (mean over seeds) and
+    the paired differences model_retrain − arm over the users of every seed (needs
+    simulate --per-user); a markdown table (or --json) and, with --out, a plot per scenario."""
+    from recstream.sim.report import by_scenario, markdown, plot, summarise
+
+    results = []
+    for path in files:
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:  # a failed run leaves an empty file
+            _stderr(f"simulate-report: skipping {path}: {exc}")
+    if not results:
+        _stderr("simulate-report: no results to report")
+        raise typer.Exit(1)
+    summaries = [summarise(runs) for runs in by_scenario(results).values()]
+    plots = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for summary in summaries:
+            plots[summary["scenario"]] = str(out / f"{summary['scenario']}.png")
+            plot(summary, Path(plots[summary["scenario"]]))
+    if as_json:
+        print(json.dumps({"scenarios": summaries, "plots": plots}))
+    else:
+        print(markdown(summaries), end="")
+
+
 def _table(result: dict[str, Any]) -> str:
     head = f"{'round':>5}  {'model':<10} {'ctr':>6} {'conv':>6} {'cover':>6} {'divers':>6}"
-    lines = [f"{result['scenario']} (seed {result['seed']})", head + "   baseline ctr  conv"]
+    lines = [f"{result['scenario']} (seed {result['seed']}, {result['users']} users)", head]
     for r in result["rounds"]:
-        b = r["baseline"]
         lines.append(
             f"{r['round']:>5}  {r['model_version'] or '-':<10} {r['ctr']:6.3f} "
             f"{r['conversion']:6.3f} {r['coverage']:6.3f} {r['diversity']:6.3f}"
-            f"   {b['ctr']:12.3f} {b['conversion']:5.3f}"
         )
-    b = result["baseline"]
-    lines.append(
-        f"{'base':>5}  {'popular':<10} {b['ctr']:6.3f} {b['conversion']:6.3f} "
-        f"{b['coverage']:6.3f} {b['diversity']:6.3f}"
-    )
+    rounds = "".join(f"{'r' + str(r['round']):>7}" for r in result["rounds"])
+    lines += ["", f"{'arm':<18}{rounds}{'mean':>7}{'conv':>7}   ctr: served − arm [95% CI]"]
+    for arm, data in result["arms"].items():
+        if "absent" in data:
+            lines.append(f"{arm:<18}absent: {data['absent']}")
+            continue
+        ctrs = "".join(f"{s['ctr']:7.3f}" for s in data["rounds"])
+        paired = result["paired"].get(arm)
+        diff = _interval(paired["ctr"]) if paired else "(served)"
+        mean = data["mean"]
+        lines.append(f"{arm:<18}{ctrs}{mean['ctr']:7.3f}{mean['conversion']:7.3f}   {diff}")
     return "\n".join(lines)
+
+
+def _interval(x: dict[str, Any]) -> str:
+    if x["low"] is None:
+        return f"{x['diff']:+.3f}"
+    return f"{x['diff']:+.3f} [{x['low']:+.3f}, {x['high']:+.3f}]"

@@ -1,5 +1,5 @@
-"""What a round of lists achieved (CTR, conversion, coverage, diversity) and the popularity
-baseline shown counterfactually beside the system's lists."""
+"""What a round of lists achieved (CTR, conversion, coverage, diversity), and the popularity
+ranking of the ``popularity`` arm (the historical baseline)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from recstream.sim.world import Reaction
 
 # The keys DESIGN.md fixes for each round and for the baseline.
 METRICS = ("ctr", "conversion", "coverage", "diversity")
+# Averaged over the rounds for each arm.
+SUMMARY_KEYS = (*METRICS, "ctr@k")
 
 
 def intra_list_diversity(categories: np.ndarray) -> float | None:

@@ -1,9 +1,13 @@
 """A synthetic domain: a catalogue, users with hidden tastes that drift, their organic browsing
 and how they react to a recommended list. Pure numpy, no I/O.
 
-Every draw comes from streams spawned from one ``numpy.random.default_rng(seed)``: organic
-browsing, drift, reactions to the system's lists and reactions to the baseline's lists each
-have their own, so showing a counterfactual list never moves the world's randomness.
+Every draw comes from streams spawned from one ``numpy.random.default_rng(seed)``: the
+catalogue, the users, organic browsing, drift and reactions each have their own. Reactions use
+common random numbers: once per round, :meth:`World.reaction_draws` draws one uniform vector per
+user, and every list shown to that user in that round (the served one and each counterfactual
+arm's) is judged with exactly those numbers by :meth:`World.respond`, which draws nothing
+itself. Differences between arms are then paired, and judging a counterfactual list never moves
+the world or its randomness.
 """
 
 from __future__ import annotations
@@ -53,10 +57,10 @@ class World:
     :meth:`next_round` (time passes, tastes drift)."""
 
     def __init__(self, scenario: Scenario, seed: int, n_users: int) -> None:
-        streams = np.random.default_rng(seed).spawn(6)
-        catalogue_rng, users_rng, self._organic, self._drift, response, baseline = streams
-        self.response_rng: np.random.Generator = response
-        self.baseline_rng: np.random.Generator = baseline
+        # Children are numbered: the first four are what they always were, so catalogues,
+        # users, browsing and drift do not depend on how reactions are drawn.
+        streams = np.random.default_rng(seed).spawn(5)
+        catalogue_rng, users_rng, self._organic, self._drift, self._reactions = streams
         self.scenario = scenario
         self.seed = seed
         self.catalogue: Catalogue = build_catalogue(scenario, seed, catalogue_rng)
@@ -122,16 +126,24 @@ class World:
         buy = s.organic_buy * (s.repeat_buy if self.bought[user, item] else 1.0)
         return Action(user, item, "purchase" if u[4] < buy else "click")
 
-    def respond(self, user: int, items: np.ndarray, rng: np.random.Generator) -> Reaction:
+    def reaction_draws(self, k: int) -> np.ndarray:
+        """[n_users, 2k+1] uniforms for one round's reactions to lists of at most ``k`` items;
+        row ``u`` judges every list shown to user ``u`` this round. Call it once per round."""
+        return self._reactions.random((self.n_users, 2 * k + 1))
+
+    def respond(self, user: int, items: np.ndarray, draws: np.ndarray) -> Reaction:
         """Cascade model of a list of catalogue rows (-1: an item the world does not know):
         read from the top, go on with probability ``patience``, click the first appealing
-        item (at most one click), then maybe buy it. Does not change the world."""
-        k = len(items)
-        draws = rng.random(2 * k + 1)  # a fixed count per list keeps the stream aligned
+        item (at most one click), then maybe buy it. ``draws``: the user's 2k+1 uniforms of
+        the round (patience per position, click per position, the purchase), for a list of
+        at most k items. Draws nothing and does not change the world."""
+        k = (len(draws) - 1) // 2
+        if len(items) > k:
+            raise ValueError(f"a list of {len(items)} items needs {2 * len(items) + 1} draws")
         known = items >= 0
-        click = np.zeros(k)
+        click = np.zeros(len(items))
         click[known] = self.click_prob(user, items[known])
-        for p in range(k):
+        for p in range(len(items)):
             if p > 0 and draws[p] > self.scenario.patience:
                 break
             if draws[k + p] < click[p]:

@@ -1,6 +1,7 @@
 """The whole loop on the real broker and Redis: a worker with no model, ``simulate --retrain``
 trains v1 from the warm-up's log, then retrains (warm start) after each round while the worker
-hot-swaps. On a fixed seed, CTR after two retrains beats the first model and popularity."""
+hot-swaps. On a fixed seed, CTR after two retrains beats the first model and popularity; v1,
+kept frozen in-process, makes the worker's own lists in round 1."""
 
 from __future__ import annotations
 
@@ -47,3 +48,9 @@ def test_ctr_rises_across_retrains_and_beats_popularity(
     assert last["ctr"] > first["ctr"], rounds
     assert last["ctr"] > last["baseline"]["ctr"], rounds
     assert last["ctr"] > result["baseline"]["ctr"], result["baseline"]
+    # model_frozen is v1 run in-process on the worker's states: in round 1, when the worker
+    # serves v1 too, it shows the same lists (up to float ties of batched encoding).
+    frozen = result["arms"]["model_frozen"]["rounds"]
+    assert len(frozen) == ROUNDS
+    assert frozen[0]["same_as_served"] > 0.8, frozen[0]
+    assert result["paired"]["model_frozen"]["ctr"]["n"] == USERS

@@ -43,6 +43,14 @@ def test_simulate_measures_the_lists_the_worker_published(
     assert (result["scenario"], result["seed"]) == ("courses", SEED)
     assert len(result["rounds"]) == ROUNDS
     assert set(result["baseline"]) >= {"ctr", "conversion", "coverage", "diversity"}
+    # Counterfactual arms beside the served lists; no retraining: no frozen model.
+    arms = result["arms"]
+    assert "absent" in arms["model_frozen"]
+    assert result["baseline"] == arms["popularity"]["mean"]
+    for arm in ("model_retrain", "item_knn", "category_trending", "popularity", "oracle"):
+        assert [r["lists"] for r in arms[arm]["rounds"]] == [USERS] * ROUNDS
+    assert set(result["paired"]) == {"item_knn", "category_trending", "popularity", "oracle"}
+    assert result["paired"]["oracle"]["ctr"]["n"] == USERS
 
     catalogue = World(SCENARIOS["courses"], SEED, 1).catalogue
     sent = (

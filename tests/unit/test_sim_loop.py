@@ -1,15 +1,16 @@
 """The simulation loop against an in-memory bus (the real Kafka run is in tests/integration),
-and the per-round metrics and popularity baseline."""
+the per-round metrics, the arms beside the served lists and their pairing."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
 
+from recstream.sim.arms import ARMS, FrozenModel, FrozenRequest
 from recstream.sim.bus import NoRecommendation, Position
 from recstream.sim.loop import LoopConfig, Simulation, SimulationError
 from recstream.sim.metrics import Popularity, Tally, intra_list_diversity
@@ -73,6 +74,35 @@ def simulation(**config: Any) -> tuple[Simulation, FakeBus]:
     settings = {"rounds": 2, "warmup_events": 3, "catalogue_settle_s": 0, "run_tag": "t"}
     cfg = LoopConfig(**{**settings, **config})
     return Simulation(world, bus, cfg, sleep=lambda s: None), bus
+
+
+def like_the_fake_bus(item_ids: Sequence[str]) -> Callable[[str], FrozenModel]:
+    """A "model" that makes exactly FakeBus's lists (first k ids the user has not touched),
+    from the worker states the simulator keeps for the frozen arm."""
+    loaded: list[str] = []
+
+    def recommend(requests: Sequence[FrozenRequest], k: int) -> list[list[str]]:
+        return [[i for i in item_ids if i not in exclude][:k] for _, exclude in requests]
+
+    def load(version: str) -> FrozenModel:
+        loaded.append(version)
+        return FrozenModel(version, 50, recommend)
+
+    load.loaded = loaded  # type: ignore[attr-defined]
+    return load
+
+
+def with_frozen(sim: Simulation, bus: FakeBus) -> Simulation:
+    """The same simulation with a model version after the warm-up and a frozen arm."""
+    bus.version = "v1"
+    return Simulation(
+        sim.world,
+        bus,
+        sim.config,
+        between_rounds=lambda r: "v1" if r == 0 else None,
+        sleep=lambda s: None,
+        load_frozen=like_the_fake_bus(sim.world.catalogue.ids),
+    )
 
 
 def test_result_has_the_design_shape_and_counts_the_lists_shown() -> None:
@@ -160,6 +190,122 @@ def test_no_answer_names_the_user_and_the_worker() -> None:
     # Events land where no list answers them: a worker that is not there.
     bus.publish_events = lambda events: [(0, 10_000 + n) for n, _ in enumerate(events)]
     with pytest.raises(NoRecommendation, match="is `recstream worker` running"):
+        sim.run()
+
+
+def test_every_arm_is_tallied_per_round_and_the_baseline_is_the_popularity_arm() -> None:
+    sim, _ = simulation()
+    result = sim.run()
+    arms = result["arms"]
+    assert list(arms) == list(ARMS)
+    assert arms["model_frozen"] == {"absent": sim.frozen_absent}
+    assert "--retrain" in sim.frozen_absent
+    for name in ("model_retrain", "item_knn", "category_trending", "popularity", "oracle"):
+        assert len(arms[name]["rounds"]) == 2
+        assert {"ctr", "conversion", "coverage", "diversity", "ctr@k"} <= set(arms[name]["mean"])
+        assert all(r["lists"] == 25 for r in arms[name]["rounds"])
+    assert result["baseline"] == arms["popularity"]["mean"]
+    assert [r["baseline"] for r in result["rounds"]] == arms["popularity"]["rounds"]
+    for served, r in zip(arms["model_retrain"]["rounds"], result["rounds"], strict=True):
+        assert served["ctr"] == r["ctr"] and served["model_version"] == r["model_version"]
+    # The oracle's lists are the best the world allows: it beats every arm on CTR.
+    assert arms["oracle"]["mean"]["ctr"] >= max(arms[a]["mean"]["ctr"] for a in ARMS[2:])
+    assert result["paired_reference"] == "model_retrain"
+    assert set(result["paired"]) == {"item_knn", "category_trending", "popularity", "oracle"}
+    for arm, paired in result["paired"].items():
+        assert paired["ctr"]["diff"] == pytest.approx(
+            arms["model_retrain"]["mean"]["ctr"] - arms[arm]["mean"]["ctr"]
+        )
+        assert [r["n"] for r in paired["conversion"]["rounds"]] == [25, 25]
+        low, high = paired["ctr"]["low"], paired["ctr"]["high"]
+        assert low <= paired["ctr"]["diff"] <= high
+    assert "per_user" not in result
+
+
+def test_per_user_outcomes_only_when_asked_and_they_add_up_to_the_tallies() -> None:
+    sim, _ = simulation(per_user=True)
+    result = sim.run()
+    per_user = result["per_user"]
+    assert set(per_user) == {a for a in ARMS if a != "model_frozen"}
+    for arm, outcomes in per_user.items():
+        clicks = np.array(outcomes["clicks"])
+        assert clicks.shape == (2, 25)
+        assert clicks.sum(axis=1).tolist() == [r["clicks"] for r in result["arms"][arm]["rounds"]]
+        assert np.array(outcomes["purchases"]).sum() == sum(
+            r["purchases"] for r in result["arms"][arm]["rounds"]
+        )
+
+
+def test_an_arm_showing_the_served_list_gets_the_same_reactions() -> None:
+    """Common random numbers: a frozen model that makes the worker's very lists is judged
+    with the same draws, so every user does exactly the same with both."""
+    sim, bus = simulation(per_user=True)
+    sim = with_frozen(sim, bus)
+    result = sim.run()
+    assert sim.load_frozen.loaded == ["v1"]  # type: ignore[union-attr]
+    frozen = result["arms"]["model_frozen"]
+    assert [r["same_as_served"] for r in frozen["rounds"]] == [1.0, 1.0]
+    assert result["per_user"]["model_frozen"] == result["per_user"]["model_retrain"]
+    for metric in ("ctr", "conversion"):
+        paired = result["paired"]["model_frozen"][metric]
+        assert (paired["diff"], paired["low"], paired["high"]) == (0.0, 0.0, 0.0)
+
+
+def test_counterfactual_arms_never_move_the_world() -> None:
+    """With or without the frozen arm (which also keeps the worker's states), the served
+    trajectory, the world and its later draws are the same."""
+    plain_sim, plain_bus = simulation()
+    plain = plain_sim.run()
+    sim, bus = simulation()
+    bus.version = plain_bus.version = "v1"
+    frozen = with_frozen(sim, bus).run()
+    assert "rounds" in frozen["arms"]["model_frozen"]
+    simulated = [e["item_id"] for e in bus.events if e["user_id"] != sim.probe_user]
+    assert simulated == [e["item_id"] for e in plain_bus.events]
+    assert [(r["clicks"], r["purchases"]) for r in frozen["rounds"]] == [
+        (r["clicks"], r["purchases"]) for r in plain["rounds"]
+    ]
+    assert (sim.world.seen == plain_sim.world.seen).all()
+    assert np.array_equal(sim.world.reaction_draws(10), plain_sim.world.reaction_draws(10))
+
+
+def test_no_version_after_the_warm_up_leaves_the_frozen_arm_absent() -> None:
+    sim, bus = simulation()
+    sim = Simulation(
+        sim.world,
+        bus,
+        sim.config,
+        between_rounds=lambda r: None,
+        sleep=lambda s: None,
+        load_frozen=like_the_fake_bus(sim.world.catalogue.ids),
+    )
+    result = sim.run()
+    assert result["arms"]["model_frozen"] == {
+        "absent": "no model version was made after the warm-up"
+    }
+    assert "model_frozen" not in result["paired"]
+
+
+def test_a_cold_user_of_the_frozen_model_gets_the_category_trending_list() -> None:
+    sim, bus = simulation(rounds=1)
+
+    def load(version: str) -> FrozenModel:
+        return FrozenModel(version, 50, lambda requests, k: [[] for _ in requests])
+
+    bus.version = "v1"
+    sim = Simulation(
+        sim.world, bus, sim.config, lambda r: "v1", sleep=lambda s: None, load_frozen=load
+    )
+    result = sim.run()
+    arms = {a: result["arms"][a]["rounds"][0] for a in ("model_frozen", "category_trending")}
+    for summary in arms.values():
+        del summary["same_as_served"]
+    assert arms["model_frozen"] == arms["category_trending"]
+
+
+def test_lists_longer_than_k_are_refused() -> None:
+    sim, _ = simulation(k=5)  # FakeBus answers with 10 items
+    with pytest.raises(SimulationError, match="RECSTREAM_TOP_K"):
         sim.run()
 
 

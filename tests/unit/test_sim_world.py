@@ -38,9 +38,8 @@ def test_the_same_seed_gives_the_same_world_and_behaviour() -> None:
     def run(seed: int) -> tuple[tuple[str, ...], list, list]:
         world = World(SCENARIOS["media"], seed=seed, n_users=30)
         events = browse(world, 4)
-        reactions = [
-            world.respond(u, np.arange(10) + u, world.response_rng) for u in range(world.n_users)
-        ]
+        draws = world.reaction_draws(10)
+        reactions = [world.respond(u, np.arange(10) + u, draws[u]) for u in range(world.n_users)]
         return world.catalogue.titles, events, reactions
 
     assert run(7) == run(7)
@@ -84,20 +83,22 @@ def test_a_list_of_the_users_best_items_beats_a_random_list() -> None:
     rng = np.random.default_rng(0)
     n = len(world.catalogue)
     best = random = 0
+    draws = world.reaction_draws(10)
     for u in range(world.n_users):
         top = np.argsort(-world.affinity(u, np.arange(n)))[:10]
-        best += world.respond(u, top, world.response_rng).position is not None
-        random += world.respond(u, rng.choice(n, 10), world.response_rng).position is not None
+        best += world.respond(u, top, draws[u]).position is not None
+        random += world.respond(u, rng.choice(n, 10), draws[u]).position is not None
     assert best > 2 * random
 
 
 def test_position_bias_the_top_of_a_list_gets_more_clicks() -> None:
     world = World(SCENARIOS["content"], seed=5, n_users=50)
     positions = []
-    for u in range(world.n_users):
-        item = int(np.argmax(world.affinity(u, np.arange(len(world.catalogue)))))
-        for _ in range(20):  # the same item in every slot: only the position differs
-            reaction = world.respond(u, np.full(10, item), world.response_rng)
+    best = [int(np.argmax(world.affinity(u, np.arange(len(world.catalogue))))) for u in range(50)]
+    for _ in range(20):  # rounds; the same item in every slot: only the position differs
+        draws = world.reaction_draws(10)
+        for u in range(world.n_users):
+            reaction = world.respond(u, np.full(10, best[u]), draws[u])
             if reaction.position is not None:
                 positions.append(reaction.position)
     counts = np.bincount(positions, minlength=10)
@@ -107,7 +108,7 @@ def test_position_bias_the_top_of_a_list_gets_more_clicks() -> None:
 def test_responding_leaves_the_world_alone_and_recording_moves_it() -> None:
     world = World(SCENARIOS["courses"], seed=6, n_users=5)
     seen = world.seen.copy()
-    world.respond(0, np.arange(10), world.baseline_rng)
+    world.respond(0, np.arange(10), world.reaction_draws(10)[0])
     assert (world.seen == seen).all()
     world.record(0, 3, "purchase")
     assert world.seen[0, 3] and world.bought[0, 3] and world.current[0] == 3
@@ -152,3 +153,48 @@ def test_travel_has_seasons_and_ecommerce_has_none() -> None:
     assert np.allclose(travel.season(), -winter)
     assert np.abs(winter).max() > 0.5
     assert not World(SCENARIOS["ecommerce"], seed=0, n_users=5).season().any()
+
+
+def test_responding_draws_nothing_later_draws_do_not_depend_on_how_many_lists_were_judged() -> None:
+    busy, idle = (World(SCENARIOS["media"], seed=9, n_users=8) for _ in range(2))
+    draws = busy.reaction_draws(10)
+    assert np.array_equal(draws, idle.reaction_draws(10))
+    for u in range(busy.n_users):  # many counterfactual lists judged in one world only
+        for shift in range(5):
+            busy.respond(u, np.arange(10) + shift, draws[u])
+    assert np.array_equal(busy.reaction_draws(10), idle.reaction_draws(10))
+    assert (busy.seen == idle.seen).all() and (busy.bought == idle.bought).all()
+
+
+def test_the_same_list_with_the_same_draws_gets_the_same_reaction() -> None:
+    world = World(SCENARIOS["content"], seed=3, n_users=40)
+    draws = world.reaction_draws(10)
+    for u in range(world.n_users):
+        top = np.argsort(-world.click_prob(u, np.arange(len(world.catalogue))))[:10]
+        assert world.respond(u, top, draws[u]) == world.respond(u, top.copy(), draws[u])
+    assert sum(world.respond(u, top, draws[u]).position is not None for u in range(40)) > 0
+
+
+def test_a_shorter_list_reads_the_same_draws_per_position() -> None:
+    """Position p of any list uses the same patience and click numbers: a list that is a
+    prefix of another gets the same click when that click falls within the prefix."""
+    world = World(SCENARIOS["content"], seed=4, n_users=60)
+    draws = world.reaction_draws(10)
+    for u in range(world.n_users):
+        full = np.argsort(-world.click_prob(u, np.arange(len(world.catalogue))))[:10]
+        long, short = world.respond(u, full, draws[u]), world.respond(u, full[:4], draws[u])
+        if long.position is not None and long.position < 4:
+            assert short == long
+        else:
+            assert short.position is None
+    with pytest.raises(ValueError, match="draws"):
+        world.respond(0, np.arange(11), draws[0])
+
+
+def test_the_world_draws_from_numbered_child_streams_of_the_seed() -> None:
+    """Catalogue, users, browsing, drift and reactions: children 0-4 (here 1 and 4)."""
+    world = World(SCENARIOS["ecommerce"], seed=5, n_users=3)
+    streams = np.random.default_rng(5).spawn(5)
+    alpha = np.full(len(world.scenario.categories), world.scenario.taste_alpha)
+    assert np.allclose(world.taste, streams[1].dirichlet(alpha, size=3))
+    assert np.array_equal(world.reaction_draws(2), streams[4].random((3, 5)))

@@ -67,8 +67,12 @@ def _rows_of(items: Collection[str] | None, i: int, row_of: Mapping[str, int]) -
         return _NO_ROWS
     if isinstance(items, str) or not isinstance(items, Collection):
         raise ValueError(f"exclude[{i}] must be a collection of item ids, got {type(items)}")
-    rows = {row_of[item] for item in items if isinstance(item, str) and item in row_of}
-    return np.array(sorted(rows), dtype=np.int64)  # a set and sort: np.unique costs more here
+    try:  # one lookup per item in C; ids that are not strings are not in row_of
+        found: set[int | None] = set(map(row_of.get, items))
+    except TypeError:  # an unhashable "id"
+        found = {row_of[item] for item in items if isinstance(item, str) and item in row_of}
+    # A set and sort: np.unique costs more here.
+    return np.array(sorted(r for r in found if r is not None), dtype=np.int64)
 
 
 def _is_filter(value: object) -> bool:

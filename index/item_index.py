@@ -10,7 +10,7 @@ import numpy as np
 from recstream.index.filters import Allowed, row_filters
 from recstream.index.info import IndexInfo
 from recstream.index.inputs import Metric, check_k, check_matrix
-from recstream.index.search import Hits, SearchCore, search_rows
+from recstream.index.search import Hits, SearchCore, flat_masked_padded, search_rows
 from recstream.index.space import prepare_queries
 
 
@@ -83,7 +83,11 @@ class ItemIndex:
         ``rows`` int64 ``[B, k]`` padded with -1 and ``scores`` float32 ``[B, k]`` padded with
         -inf, for rows with fewer than ``k`` eligible items."""
         k = check_k(k)
-        hits = self._hits(vectors, k, exclude, allowed)
+        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
+        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
+        if filters and self.core.family == "flat" and all(f.allowed is None for f in filters):
+            return flat_masked_padded(self.core, queries, k, filters)  # no per-row lists
+        hits = search_rows(self.core, queries, k, filters)
         rows = np.full((len(hits), k), -1, dtype=np.int64)
         scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
         for b, (found, score) in enumerate(hits):

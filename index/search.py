@@ -91,28 +91,37 @@ def search_rows(
 def _flat_masked(
     core: SearchCore, queries: np.ndarray, k: int, filters: list[RowFilter]
 ) -> list[Hits]:
+    rows, scores = flat_masked_padded(core, queries, k, filters)
+    keep = np.isfinite(scores)  # fewer than k eligible items: the rest were masked
+    return [(r[m], sc[m]) for r, sc, m in zip(rows, scores, keep, strict=True)]
+
+
+def flat_masked_padded(
+    core: SearchCore, queries: np.ndarray, k: int, filters: list[RowFilter]
+) -> tuple[np.ndarray, np.ndarray]:
     """Flat index, exclusions only: score everything, mask each row's excluded items, take
     the top k. The cost no longer grows with the largest exclusion set in the batch, which
-    over-fetching made every row of a batch pay for."""
+    over-fetching made every row of a batch pay for. Rows ``[B, k]`` best first, padded with
+    -1 (score -inf) where fewer than k items are eligible."""
     scores = queries @ core.rows.T  # [B, n] exact
     sizes = [f.excluded.size for f in filters]
     if sum(sizes):
         rows = np.repeat(np.arange(len(filters)), sizes)
         scores[rows, np.concatenate([f.excluded for f in filters])] = -np.inf
     n = scores.shape[1]
-    top = (
-        np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        if k < n
-        else np.tile(np.arange(n), (len(filters), 1))
-    )
+    if k < n:  # the k largest, without negating (copying) the whole score matrix
+        top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
+    else:
+        top = np.tile(np.arange(n), (len(filters), 1))
     best = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-best, axis=1, kind="stable")
     top, best = np.take_along_axis(top, order, axis=1), np.take_along_axis(best, order, axis=1)
-    hits = []
-    for row, score in zip(top, best, strict=True):
-        keep = np.isfinite(score)  # fewer than k eligible items: the rest were masked
-        hits.append((row[keep].astype(np.int64), score[keep].astype(np.float32)))
-    return hits
+    top = np.where(np.isfinite(best), top, -1).astype(np.int64)
+    pad = k - top.shape[1]  # k beyond the catalogue: pad to k columns
+    if pad > 0:
+        top = np.pad(top, ((0, 0), (0, pad)), constant_values=-1)
+        best = np.pad(best, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return top, best.astype(np.float32)
 
 
 def _first_fetch(k: int, filters: list[RowFilter]) -> int:

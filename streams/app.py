@@ -234,6 +234,7 @@ def create_app(
         handle,
         app.producer.flush,
         lag=metrics.lag,
+        on_rebalance=pipeline.cache.clear,
     )
 
     @app.task

@@ -71,8 +71,10 @@ class EventConsumer(ConsumerRebalanceListener):
         handle: Callable[[Sequence[RawMessage]], Awaitable[Sequence[Awaitable[Any]]]],
         flush: Callable[[], Awaitable[None]],
         lag: dict[int, int] | None = None,
+        on_rebalance: Callable[[], None] = lambda: None,
     ) -> None:
         self.kafka = kafka
+        self.on_rebalance = on_rebalance  # partitions move: what was known of them is stale
         self.lag = {} if lag is None else lag  # partition -> records behind, kept up to date
         self.topic = topic
         self.group_id = group_id
@@ -170,6 +172,8 @@ class EventConsumer(ConsumerRebalanceListener):
             await self.commit()
         except DeliveryFailed as exc:  # the consumer loop raises it at its next turn
             log.error("before the rebalance: %s", exc)
+        self.on_rebalance()
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.on_rebalance()
         log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))

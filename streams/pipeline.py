@@ -7,19 +7,29 @@ but still yields a list, because the list of the first attempt may never have be
 
 The same two round trips carry attribution (each user's last served lists, in a key of their
 own) and the online metrics (per-version counters, incremented once per batch).
+
+A worker is the only writer of its partitions' users while it owns them, so it keeps the
+states, served lists and watermarks it wrote in memory (:class:`UserCache`) and reads Redis only
+for users it has not seen since the last rebalance: with real histories, parsing a user's
+state and lists on every batch was a fifth of the hot path. The cache is emptied whenever
+partitions move, and filled only after a batch's write succeeded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from recstream.streams.attribution import (
     Hit,
@@ -32,8 +42,6 @@ from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import (
-    HINCR_SCRIPT,
-    PFADD_JSON_SCRIPT,
     BatchMetrics,
     OnlineMetrics,
     category_diversity,
@@ -61,6 +69,7 @@ class PipelineConfig:
     event_id_ttl_s: int = 7 * 24 * 3600
     attribution_window_ms: int = 30 * 60 * 1000
     served_kept: int = 5  # lists kept per user for attribution by rec_id
+    cached_users: int = 100_000  # users whose state this worker keeps in memory (0: none)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,46 @@ class Snapshot:
     watermarks: dict[tuple[str, int], int]
     known_event_ids: set[str]
     served: dict[str, list[Served]]
+
+
+def _copy_served(lists: list[Served]) -> list[Served]:
+    """Attribution marks hits in place: a batch works on copies, so that a batch whose write
+    fails leaves the cached lists as Redis still has them."""
+    return [Served(s.rec_id, s.created_ts, s.version, s.items, list(s.hits)) for s in lists]
+
+
+class UserCache:
+    """The states and served lists this worker last wrote, per user (least recently used
+    first out), and the watermarks of its partitions. Valid only while the partitions stay
+    assigned: :meth:`clear` on every rebalance. A user is cached with the partition its events
+    came from; an event of theirs from another partition (a producer keying differently) reads
+    Redis again."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.users: OrderedDict[str, tuple[tuple[str, int], UserState, list[Served]]] = (
+            OrderedDict()
+        )
+        self.watermarks: dict[tuple[str, int], int] = {}
+
+    def clear(self) -> None:
+        self.users.clear()
+        self.watermarks.clear()
+
+    def get(self, user: str, part: tuple[str, int]) -> tuple[UserState, list[Served]] | None:
+        entry = self.users.get(user)
+        if entry is None or entry[0] != part:
+            return None
+        self.users.move_to_end(user)
+        return entry[1], _copy_served(entry[2])
+
+    def put(self, user: str, part: tuple[str, int], state: UserState, served: list[Served]) -> None:
+        if self.capacity <= 0:
+            return
+        self.users[user] = (part, state, served)
+        self.users.move_to_end(user)
+        while len(self.users) > self.capacity:
+            self.users.popitem(last=False)
 
 
 class Pipeline:
@@ -109,6 +158,7 @@ class Pipeline:
         # at a fraction of uuid4's cost per list.
         self._rec_prefix = secrets.token_hex(8)
         self._rec_counter = itertools.count()
+        self.cache = UserCache(config.cached_users)
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
@@ -117,11 +167,8 @@ class Pipeline:
         applied = [v for v, done in zip(batch, flags, strict=True) if done]
         # Unavailable items join each user's exclusions: the index drops those by row number,
         # which is far cheaper than a per-candidate availability callback.
-        unavailable = self.catalog.unavailable
-        requests = [
-            Request(s.sequence, s.excluded | unavailable if unavailable else s.excluded)
-            for s in after
-        ]
+        unavailable = tuple(self.catalog.unavailable)
+        requests = [Request(s.sequence, s.exclusions + unavailable) for s in after]
         recommender = self.recommender  # one model for the whole batch, even during a swap
         lists = recommender.recommend(requests, self.config.k)
         warm = [bool(items) for items in lists]  # made by the model, not trending
@@ -142,27 +189,61 @@ class Pipeline:
         )
         measured = self._measure(recommender, applied, ids, warm, hits, created)
         await self._write(batch, states, applied, recs, snapshot.served, measured)
+        self._remember(batch, snapshot, states)
         self.metrics.record(measured, time.perf_counter() - started)
         return recs
 
     async def _read(self, batch: Sequence[Valid]) -> Snapshot:
-        users = sorted({v.event.user_id for v in batch})
-        parts = sorted({(v.source.topic, v.source.partition) for v in batch})
+        """States, served lists and watermarks from the cache where it has them, the rest (and
+        the producers' event ids) from Redis in one round trip — none when all are cached."""
+        part_of: dict[str, set[tuple[str, int]]] = {}
+        for v in batch:
+            part_of.setdefault(v.event.user_id, set()).add((v.source.topic, v.source.partition))
+        states: dict[str, UserState] = {}
+        served: dict[str, list[Served]] = {}
+        for user, theirs in part_of.items():
+            hit = self.cache.get(user, next(iter(theirs))) if len(theirs) == 1 else None
+            if hit is not None:
+                states[user], served[user] = hit
+        users = sorted(u for u in part_of if u not in states)
+        parts = sorted({p for ps in part_of.values() for p in ps})
+        marks = {p: self.cache.watermarks[p] for p in parts if p in self.cache.watermarks}
+        unknown = [p for p in parts if p not in marks]
         eids = sorted({v.event.event_id for v in batch if v.event.event_id})
+        if not (users or unknown or eids):
+            return Snapshot(states, marks, set(), served)
+        wanted = {
+            "state": [self.keys.state(u) for u in users],
+            "served": [self.keys.served(u) for u in users],
+            "mark": [self.keys.watermark(t, p) for t, p in unknown],
+            "eid": [self.keys.event_id(e) for e in eids],
+        }
+        wanted = {name: keys for name, keys in wanted.items() if keys}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.mget([self.keys.state(u) for u in users])
-            pipe.mget([self.keys.served(u) for u in users])
-            pipe.mget([self.keys.watermark(t, p) for t, p in parts])
-            if eids:
-                pipe.mget([self.keys.event_id(e) for e in eids])
-            replies = await pipe.execute()
-        seen_ids = {e for e, hit in zip(eids, replies[3], strict=True) if hit} if eids else set()
-        return Snapshot(
-            states={u: UserState.from_json(raw) for u, raw in zip(users, replies[0], strict=True)},
-            watermarks={p: int(w) for p, w in zip(parts, replies[2], strict=True) if w is not None},
-            known_event_ids=seen_ids,
-            served={u: served_from_json(raw) for u, raw in zip(users, replies[1], strict=True)},
-        )
+            for keys in wanted.values():
+                pipe.mget(keys)
+            got = dict(zip(wanted, await pipe.execute(), strict=True))
+        for u, raw_state, raw_served in zip(
+            users, got.get("state", []), got.get("served", []), strict=True
+        ):
+            states[u] = UserState.from_json(raw_state)
+            served[u] = served_from_json(raw_served)
+        read = zip(unknown, got.get("mark", []), strict=True)
+        marks.update({p: int(w) for p, w in read if w is not None})
+        seen_ids = {e for e, hit in zip(eids, got.get("eid", []), strict=True) if hit}
+        return Snapshot(states, marks, seen_ids, served)
+
+    def _remember(
+        self, batch: Sequence[Valid], snapshot: Snapshot, states: dict[str, UserState]
+    ) -> None:
+        """After a successful write: what Redis now holds, for the next batches."""
+        for v in batch:
+            part = (v.source.topic, v.source.partition)
+            user = v.event.user_id
+            self.cache.put(user, part, states[user], snapshot.served[user])
+        for part, offset in _watermarks(batch).items():
+            known = self.cache.watermarks.get(part, snapshot.watermarks.get(part, -1))
+            self.cache.watermarks[part] = max(known, offset)
 
     def _apply(
         self, batch: Sequence[Valid], snap: Snapshot
@@ -274,53 +355,52 @@ class Pipeline:
         served: dict[str, list[Served]],
         measured: BatchMetrics,
     ) -> None:
-        """Everything the batch changes, in one MULTI with few commands (a command costs more
-        in redis-py than the bytes it carries, so values are grouped into MSETs)."""
-        marks: dict[tuple[str, int], int] = {}
-        for v in batch:
-            key = (v.source.topic, v.source.partition)
-            marks[key] = max(marks.get(key, -1), v.source.offset)
+        """Everything the batch changes, in one script call: atomic like a MULTI, and one
+        command instead of a dozen (a command costs more in redis-py than the bytes it
+        carries). The values to set travel as plain arguments, everything else as one JSON."""
         changed = {v.event.user_id for v in applied}
-        values: dict[str, str | bytes] = {
-            self.keys.state(u): states[u].to_json() for u in sorted(changed)
-        }
-        values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
-        values.update({self.keys.served(u): served_to_json(served[u]) for u in served})
+        values: list[str | bytes] = []
+        for u in sorted(changed):
+            values += [self.keys.state(u), states[u].to_json()]
+        for rec in recs:
+            values += [self.keys.recs(rec.user_id), rec.payload]
+        for u in served:
+            values += [self.keys.served(u), served_to_json(served[u])]
         increments = measured.increments()
-        new_versions = set(increments) - self._registered
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if values:
-                pipe.mset(values)
-            # Per-event writes in one script call: a command costs far more in redis-py
-            # (packing, parsing) than the work it asks of Redis.
-            trending = [
-                [z, item, inc] for (z, item), inc in self._trending_increments(applied).items()
-            ]
-            eids = [self.keys.event_id(v.event.event_id) for v in applied if v.event.event_id]
-            if trending or eids:
-                # An epoch's sorted set is read during the next epoch too, then expires.
-                zttl = 3 * epoch_length_ms(self.config.trending_half_life_ms)
-                payload = orjson.dumps(
-                    {"z": trending, "e": eids, "ttl": self.config.event_id_ttl_s, "zttl": zttl}
-                )
-                pipe.eval(_PER_EVENT_SCRIPT, 0, payload)
-            for (topic, part), offset in marks.items():
-                # GREATEST semantics: never move a watermark backwards on a replay.
-                pipe.eval(_MAX_SCRIPT, 1, self.keys.watermark(topic, part), offset)
-            pipe.hincrby(self.keys.stats(), "valid", len(batch))
-            pipe.hincrby(self.keys.stats(), "applied", len(applied))
-            for version, fields in increments.items():
-                pipe.eval(HINCR_SCRIPT, 1, self.keys.metrics(version), *increment_args(fields))
-            if measured.shown:
-                items = orjson.dumps(list(measured.shown))
-                pipe.eval(PFADD_JSON_SCRIPT, 1, self.keys.metrics_items(measured.version), items)
-            if measured.catalog_size:
-                metrics_key = self.keys.metrics(measured.version)
-                pipe.hset(metrics_key, "catalog_size", measured.catalog_size)
-            if new_versions:
-                pipe.sadd(self.keys.metrics_versions(), *sorted(new_versions))
-            await pipe.execute()
-        self._registered |= new_versions
+        new_versions = sorted(set(increments) - self._registered)
+        stats, metrics_key = self.keys.stats(), self.keys.metrics(measured.version)
+        counters = [[stats, "valid", str(len(batch))], [stats, "applied", str(len(applied))]]
+        for version, fields in increments.items():
+            key = self.keys.metrics(version)
+            args = increment_args(fields)
+            counters += [[key, args[i], args[i + 1]] for i in range(0, len(args), 2)]
+        trending = self._trending_increments(applied)
+        plan: dict[str, Any] = {
+            "z": [[z, item, inc] for (z, item), inc in trending.items()],
+            # An epoch's sorted set is read during the next epoch too, then expires.
+            "zttl": 3 * epoch_length_ms(self.config.trending_half_life_ms),
+            "e": [self.keys.event_id(v.event.event_id) for v in applied if v.event.event_id],
+            "ttl": self.config.event_id_ttl_s,
+            # GREATEST semantics: a replay never moves a watermark backwards.
+            "w": [[self.keys.watermark(t, p), str(o)] for (t, p), o in _watermarks(batch).items()],
+            "h": counters,
+            "p": [self.keys.metrics_items(measured.version), sorted(measured.shown)],
+            "s": [[metrics_key, "catalog_size", str(measured.catalog_size)]]
+            if measured.catalog_size
+            else [],
+            "v": [self.keys.metrics_versions(), new_versions] if new_versions else [],
+        }
+        await self._run_batch_script(orjson.dumps(plan), values)
+        self._registered |= set(new_versions)
+
+    async def _run_batch_script(self, plan: bytes, values: list[str | bytes]) -> None:
+        """EVALSHA; when Redis does not know the script (first call, or Redis restarted)
+        nothing has run: load it and call again."""
+        try:
+            await self.redis.evalsha(_BATCH_SHA, 0, plan, *values)
+        except NoScriptError:
+            await self.redis.script_load(_BATCH_SCRIPT)
+            await self.redis.evalsha(_BATCH_SHA, 0, plan, *values)
 
     def _trending_increments(self, applied: list[Valid]) -> dict[tuple[str, str], float]:
         """Summed decayed weights per (sorted set, item) for the batch's applied events."""
@@ -340,9 +420,22 @@ class Pipeline:
         return totals
 
 
-# Keys travel inside the JSON argument, so this is for a single Redis server (not Cluster).
-_PER_EVENT_SCRIPT = """
+def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:
+    """The highest offset of the batch per (topic, partition)."""
+    marks: dict[tuple[str, int], int] = {}
+    for v in batch:
+        key = (v.source.topic, v.source.partition)
+        marks[key] = max(marks.get(key, -1), v.source.offset)
+    return marks
+
+
+# One batch's writes. Keys travel inside the JSON argument, so this is for a single Redis
+# server (not Cluster). ARGV[1]: the plan (JSON); ARGV[2..]: key, value, key, value, … to SET.
+_BATCH_SCRIPT = """
 local d = cjson.decode(ARGV[1])
+for i = 2, #ARGV, 4000 do
+  redis.call('MSET', unpack(ARGV, i, math.min(i + 3999, #ARGV)))
+end
 local touched = {}
 for _, t in ipairs(d.z) do
   redis.call('ZINCRBY', t[1], t[3], t[2])
@@ -350,11 +443,23 @@ for _, t in ipairs(d.z) do
 end
 for k, _ in pairs(touched) do redis.call('PEXPIRE', k, d.zttl) end
 for _, k in ipairs(d.e) do redis.call('SET', k, 1, 'EX', d.ttl) end
+for _, m in ipairs(d.w) do
+  local cur = tonumber(redis.call('GET', m[1]) or '-1')
+  if tonumber(m[2]) > cur then redis.call('SET', m[1], m[2]) end
+end
+for _, h in ipairs(d.h) do
+  if string.find(h[3], '.', 1, true) then
+    redis.call('HINCRBYFLOAT', h[1], h[2], h[3])
+  else
+    redis.call('HINCRBY', h[1], h[2], h[3])
+  end
+end
+local shown = d.p[2]
+for i = 1, #shown, 4000 do
+  redis.call('PFADD', d.p[1], unpack(shown, i, math.min(i + 3999, #shown)))
+end
+for _, f in ipairs(d.s) do redis.call('HSET', f[1], f[2], f[3]) end
+if d.v[1] then redis.call('SADD', d.v[1], unpack(d.v[2])) end
 return 0
 """
-
-_MAX_SCRIPT = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
-return 0
-"""
+_BATCH_SHA = hashlib.sha1(_BATCH_SCRIPT.encode()).hexdigest()

@@ -35,6 +35,12 @@ class UserState:
         state is immutable and the set is asked for once per event and once per list."""
         return frozenset(self.seen).union(self.purchased)
 
+    @property
+    def exclusions(self) -> tuple[str, ...]:
+        """The same items as :attr:`excluded`, as a tuple that may repeat some: what the index
+        takes, built without hashing every item of a long history on every event."""
+        return self.seen + self.purchased if self.purchased else self.seen
+
     def to_json(self) -> str:
         payload = {
             "seq": list(self.sequence),

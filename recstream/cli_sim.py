@@ -1,5 +1,6 @@
 """CLI commands ``simulate`` (synthetic users react to a running worker's lists, beside
-counterfactual arms) and ``simulate-report`` (several runs pooled into tables and plots)."""
+counterfactual arms), ``simulate-report`` (several runs pooled into tables and plots) and
+``sim-offline`` (a world's organic log measured offline, leave-one-out, like ``evaluate``)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,22 @@ FROZEN_BATCH = 256
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("simulate")(simulate)
     app.command("simulate-report")(simulate_report)
+    app.command("sim-offline")(sim_offline)
 
 
 def _scenario(name: str) -> str:
     if name not in SCENARIO_NAMES:
         raise typer.BadParameter(f"{name!r} is not one of {', '.join(SCENARIO_NAMES)}")
     return name
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
 
 
 def simulate(
@@ -257,6 +268,94 @@ def simulate_report(
         print(json.dumps({"scenarios": summaries, "plots": plots}))
     else:
         print(markdown(summaries), end="")
+
+
+def sim_offline(
+    ctx: typer.Context,
+    scenario: Annotated[
+        str, typer.Option(callback=_scenario, help=f"One of {', '.join(SCENARIO_NAMES)}.")
+    ] = "ecommerce",
+    seed: Annotated[int, typer.Option(help="Seed of the world (catalogue, users, behaviour).")] = 0,
+    users: Annotated[int, typer.Option(min=1, help="Simulated users.")] = 1000,
+    events: Annotated[
+        int, typer.Option(min=3, help="Organic events per user (the last one is the test item).")
+    ] = 30,
+    events_per_round: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Let tastes drift (World.next_round) every N steps (0: never, as warm-up)."
+        ),
+    ] = 0,
+    split: Annotated[
+        str,
+        typer.Option(
+            callback=_one_of("test", "valid"),
+            help="test (last event; history = all before) or valid (second-to-last).",
+        ),
+    ] = "test",
+    rank_over: Annotated[
+        str,
+        typer.Option(
+            callback=_one_of("catalogue", "logged"),
+            help="catalogue (every item) or logged (the items in the log, as evaluate ranks).",
+        ),
+    ] = "catalogue",
+    write_log: Annotated[
+        Path | None,
+        typer.Option(help="Write the log as user,item,ts,type CSV (for `recstream train --data`)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A world's organic log (as the simulator's warm-up makes it) measured offline with the
+    leave-one-out, full-ranking HR@10 / NDCG@10 of `recstream evaluate`: popularity, category
+    trending (favourite category of the whole history or of its last 10 events), item kNN and
+    two oracles, with ratios to category_trending (see docs/simulator.md)."""
+    import time
+
+    from recstream.cli import settings_of
+    from recstream.sim.offline import generate, measure
+    from recstream.sim.offline import write_log as write_csv
+    from recstream.sim.scenarios import SCENARIOS
+
+    started = time.monotonic()
+    weights = dict(settings_of(ctx).event_weights)
+    try:
+        log = generate(
+            SCENARIOS[scenario], seed, users, events, events_per_round=events_per_round, split=split
+        )
+        result = measure(log, rank_over=rank_over, weights=weights)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    result["events_per_round"] = events_per_round
+    result["log"] = None
+    if write_log is not None:
+        write_csv(log, write_log)
+        result["log"] = str(write_log)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    print(json.dumps(result) if as_json else _offline_table(result))
+
+
+def _offline_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['scenario']} (seed {result['seed']}, {result['users']} users × "
+        f"{result['events_per_user']} events, {result['split']} split, ranked over "
+        f"{result['rank_over']}: {result['catalogue_size']} items, {result['logged_items']} "
+        "logged)",
+        f"{'method':<26}{'hr@10':>8}{'ndcg@10':>9}{'hr/ct':>7}{'ndcg/ct':>8}",
+    ]
+    ratios = result["ratio_to_category_trending"]
+    for method, figures in result["methods"].items():
+        hr, nd = (ratios.get(method, {}).get(key) for key in ("hr@10", "ndcg@10"))
+        lines.append(
+            f"{method:<26}{figures['hr@10']:8.4f}{figures['ndcg@10']:9.4f}"
+            f"{_times(hr):>7}{_times(nd):>8}"
+        )
+    targets = ", ".join(f"{key} {value:.3f}" for key, value in result["targets"].items())
+    return "\n".join([*lines, f"targets: {targets}"])
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}×"
 
 
 def _table(result: dict[str, Any]) -> str:

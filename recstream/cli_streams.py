@@ -29,6 +29,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(publish)
     app.command()(tail)
     bench_app.command("stream")(bench_stream)
+    bench_app.command("pipeline")(bench_pipeline)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -367,3 +368,43 @@ def _histories(path: Path) -> dict[str, list[tuple[str, str]]]:
     for i in order:
         out.setdefault(str(rows.users[i]), []).append((str(rows.items[i]), str(rows.types[i])))
     return out
+
+
+def bench_pipeline(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Option(help="An ml-1m or ml-100k directory, or a file user,item[,ts,type].")
+    ],
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Model artifact (default: settings).")
+    ] = None,
+    users: Annotated[int, typer.Option(min=1, help="Users replaying their histories.")] = 3000,
+    preload: Annotated[
+        int, typer.Option(min=0, help="Each user's first N interactions come first.")
+    ] = 30,
+    events: Annotated[int, typer.Option(min=1, help="Events processed.")] = 60_000,
+    batch: Annotated[int, typer.Option(min=1, help="Events per micro-batch.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the replay's interleaving.")] = 0,
+) -> None:
+    """The worker's per-batch work on real histories against the real Redis, no Kafka (JSON):
+    CPU µs per event at a fixed batch size."""
+    import gc
+
+    from threadpoolctl import threadpool_limits
+
+    from recstream.streams.bench_pipeline import PipelinePlan, run
+    from recstream.streams.connection import redis_client
+
+    s = _settings(ctx)
+    root = artifacts or s.artifacts
+    recommender = load_recommender(root, s)
+    load = _real_load(_histories(data), users, preload, seed)
+    config = worker_config(s, recommender.max_len).pipeline
+    password = s.redis_password.get_secret_value() if s.redis_password else None
+    threadpool_limits(limits=1)  # as the worker
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    plan = PipelinePlan(events=events, batch=batch)
+    result = run(lambda: redis_client(s.redis_url, password), recommender, config, load, plan)
+    result.update({"model": recommender.version, "data": str(data), "users": users})
+    print(json.dumps(result))

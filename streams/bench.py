@@ -365,6 +365,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
@@ -519,7 +525,12 @@ def _prepare(
     a discarded warm-up at 1,000 events/s: a process that has just started (JIT, first users
     in Redis, allocator) otherwise inflates the first measured rate's tail."""
     asyncio.run(wait_ready(plan.bootstrap, topic, out, load.paced, proc))
+    before = cpu_seconds(proc.pid)
     catch = asyncio.run(catch_up(plan.bootstrap, topic, out, load.preload))
+    if catch["received"]:
+        # CPU per event travels between machines better than a rate on shared cores does.
+        used = cpu_seconds(proc.pid) - before
+        catch["cpu_us_per_event"] = round(used / catch["received"] * 1e6, 1)
     warm = min(WARMUP_S, plan.seconds)
     asyncio.run(measure(plan.bootstrap, topic, out, load.paced, 1000, warm))
     return catch

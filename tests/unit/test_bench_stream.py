@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
 from recstream.streams.bench import LAG_GROWTH_MS, Run, real_load
@@ -82,3 +83,20 @@ def test_real_load_replays_each_users_history_in_order():
 def test_real_load_needs_long_enough_histories():
     with pytest.raises(ValueError, match="more than 5"):
         real_load({"a": [("x", "click")] * 3}, n_users=5, preload=5, seed=0)
+
+
+def test_pipeline_bench_messages_are_a_partitioned_replay():
+    from recstream.streams.bench_pipeline import PipelinePlan, messages
+
+    histories = {u: [(f"{u}-{i}", "click") for i in range(8)] for u in ("a", "b", "c")}
+    load = real_load(histories, n_users=3, preload=2, seed=1)
+    msgs = messages(load, PipelinePlan(events=12, batch=4, partitions=2))
+    assert len(msgs) == 12
+    for part in (0, 1):
+        offsets = [m.offset for m in msgs if m.partition == part]
+        assert offsets == list(range(len(offsets)))  # consecutive, as Kafka assigns them
+    per_user = {u: [m for m in msgs if m.key == u.encode()] for u in histories}
+    for user, mine in per_user.items():
+        assert len({m.partition for m in mine}) <= 1  # a user's events share a partition
+        items = [orjson.loads(m.value)["item_id"] for m in mine]
+        assert items == [f"{user}-{i}" for i in range(len(items))]  # in history order

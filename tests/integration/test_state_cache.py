@@ -1,0 +1,129 @@
+"""The pipeline's in-memory user cache against the real Redis: it saves the reads of a worker's
+own users, and never serves a state Redis does not hold once partitions move or a write fails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from recstream.streams.batches import RawMessage, split_batch
+from recstream.streams.connection import redis_client
+from recstream.streams.decoding import Limits
+from recstream.streams.keys import Keys
+from recstream.streams.pipeline import Pipeline, PipelineConfig
+from recstream.streams.recommender import ModelRecommender
+from recstream.streams.state import UserState
+from tests.fakes import ExactIndex, MeanEncoder, genre_world
+
+pytestmark = pytest.mark.integration
+
+WEIGHTS = {"click": 1.0, "purchase": 3.0}
+
+
+def _message(partition: int, offset: int, user: str, item: str) -> RawMessage:
+    now = int(time.time() * 1000)
+    value = orjson.dumps({"user_id": user, "item_id": item, "type": "click", "ts": now})
+    return RawMessage("events", partition, offset, now, user.encode(), value)
+
+
+def _with_pipeline(redis_url: str, test: Callable[[Pipeline, Keys], Awaitable[Any]]) -> Any:
+    ids, vectors = genre_world()
+    recommender = ModelRecommender(MeanEncoder(ids, vectors), ExactIndex(ids, vectors), 20, 1.0)
+    keys = Keys(f"rstest-cache-{uuid.uuid4().hex[:8]}")
+    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=100)
+
+    async def run() -> Any:
+        redis = redis_client(redis_url)
+        try:
+            return await test(Pipeline(redis, keys, recommender, config), keys)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+async def _process(pipeline: Pipeline, *messages: RawMessage) -> list[Any]:
+    valid, rejected = split_batch(messages, int(time.time() * 1000), Limits())
+    assert not rejected
+    return await pipeline.process(valid)
+
+
+async def _state(pipeline: Pipeline, keys: Keys, user: str) -> UserState:
+    return UserState.from_json(await pipeline.redis.get(keys.state(user)))
+
+
+def test_cached_users_need_no_read_and_match_redis(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), _message(0, 1, "u2", "g1-1"))
+        assert set(pipeline.cache.users) == {"u1", "u2"}
+        reads = 0
+        original = pipeline.redis.pipeline
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return original(*args, **kwargs)
+
+        pipeline.redis.pipeline = counting  # type: ignore[method-assign]
+        await _process(pipeline, _message(0, 2, "u1", "g0-2"))
+        assert reads == 0  # state, lists and watermark all came from memory
+        cached = pipeline.cache.users["u1"][1]
+        assert cached == await _state(pipeline, keys, "u1")
+        assert cached.sequence == ("g0-1", "g0-2")
+
+    _with_pipeline(redis_url, test)
+
+
+def test_a_rebalance_or_another_partition_reads_redis_again(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"))
+        # Another worker owned u1's partition meanwhile and wrote a longer history.
+        elsewhere = UserState(sequence=("g2-1", "g2-2"), seen=("g2-1", "g2-2"), events=2)
+        await pipeline.redis.set(keys.state("u1"), elsewhere.to_json())
+        # The same user from another partition (a producer keying differently): not cached.
+        await _process(pipeline, _message(1, 0, "u1", "g2-3"))
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g2-1", "g2-2", "g2-3")
+        await pipeline.redis.set(keys.state("u1"), elsewhere.to_json())
+        pipeline.cache.clear()  # what the consumer does on every rebalance
+        await _process(pipeline, _message(1, 1, "u1", "g2-4"))
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g2-1", "g2-2", "g2-4")
+
+    _with_pipeline(redis_url, test)
+
+
+def test_a_failed_write_leaves_the_cache_as_redis_is(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"))
+        before = pipeline.cache.users["u1"]
+        write = pipeline._run_batch_script
+
+        async def failing(*args: Any) -> None:
+            raise ConnectionError("redis went away")
+
+        pipeline._run_batch_script = failing  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await _process(pipeline, _message(0, 1, "u1", "g0-2"))
+        assert pipeline.cache.users["u1"] == before
+        pipeline._run_batch_script = write  # type: ignore[method-assign]
+        await _process(pipeline, _message(0, 1, "u1", "g0-2"))  # the retry
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
+
+    _with_pipeline(redis_url, test)
+
+
+def test_a_replay_from_the_cache_changes_no_state_but_still_answers(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        batch = [_message(0, 0, "u1", "g0-1"), _message(0, 1, "u1", "g0-2")]
+        await _process(pipeline, *batch)
+        raw = await pipeline.redis.get(keys.state("u1"))
+        again = await _process(pipeline, *batch)  # a consumer re-reading after a crash
+        assert len(again) == 2
+        assert await pipeline.redis.get(keys.state("u1")) == raw
+
+    _with_pipeline(redis_url, test)

@@ -85,7 +85,10 @@ def _paired(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if SERVED in per_user and arm in per_user
         ]
         if pairs:
-            out[arm] = {"runs": len(pairs), **pool(pairs)}
+            # Users of every seed are pooled into one interval; the seeds' own differences
+            # show how much the worlds themselves (one per seed) move the result.
+            per_seed = [pool([pair])["ctr"]["diff"] for pair in pairs]
+            out[arm] = {"runs": len(pairs), **pool(pairs), "per_seed_ctr": per_seed}
     return out
 
 
@@ -95,7 +98,8 @@ def markdown(summaries: Sequence[dict[str, Any]]) -> str:
         "# Simulator arms",
         "",
         "CTR = clicks per list, mean over seeds per round. Δ = model_retrain − arm, paired per "
-        "user (common random numbers), users of every seed pooled, 95% normal interval.",
+        "user (common random numbers), users of every seed pooled, 95% normal interval; "
+        "beside it the smallest and largest of the seeds' own Δ CTR.",
     ]
     for s in summaries:
         lines += ["", *_scenario_table(s)]
@@ -106,7 +110,15 @@ def _scenario_table(s: dict[str, Any]) -> list[str]:
     seeds = ", ".join(str(seed) for seed in s["seeds"])
     users = sorted(set(s["users"]))
     rounds = [f"r{r + 1}" for r in range(s["rounds"])]
-    head = ["arm", *rounds, "CTR", "conversion", "Δ CTR [95% CI]", "Δ conversion [95% CI]"]
+    head = [
+        "arm",
+        *rounds,
+        "CTR",
+        "conversion",
+        "Δ CTR [95% CI]",
+        "Δ CTR per seed (min … max)",
+        "Δ conversion [95% CI]",
+    ]
     lines = [
         f"## {s['scenario']}: {len(s['seeds'])} seeds ({seeds}) × "
         f"{'/'.join(map(str, users))} users, {s['rounds']} rounds",
@@ -120,9 +132,12 @@ def _scenario_table(s: dict[str, Any]) -> list[str]:
             continue
         ctrs = [f"{c:.3f}" for c in data["ctr"]] + [""] * (len(rounds) - len(data["ctr"]))
         paired = s["paired"].get(arm)
-        deltas = [_ci(paired[m]) if paired else "—" for m in ("ctr", "conversion")]
+        ctr_ci, conv_ci = (_ci(paired[m]) if paired else "—" for m in ("ctr", "conversion"))
+        by_seed: list[float] = paired.get("per_seed_ctr", []) if paired else []
+        spread = f"{min(by_seed):+.3f} … {max(by_seed):+.3f}" if by_seed else "—"
         mean = data["mean"]
-        row = [arm, *ctrs, f"{mean['ctr']:.3f}", f"{mean['conversion']:.3f}", *deltas]
+        row = [arm, *ctrs, f"{mean['ctr']:.3f}", f"{mean['conversion']:.3f}", ctr_ci, spread]
+        row.append(conv_ci)
         lines.append("| " + " | ".join(row) + " |")
     return lines
 

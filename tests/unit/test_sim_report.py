@@ -57,7 +57,8 @@ def test_summary_averages_seeds_and_pools_their_users(runs: list[dict[str, Any]]
         tuple(Outcomes.from_json(c["per_user"][a]) for a in ("model_retrain", "popularity"))
         for c in courses
     ]
-    assert s["paired"]["popularity"] == {"runs": 2, **pool(pairs)}
+    per_seed = [pool([pair])["ctr"]["diff"] for pair in pairs]
+    assert s["paired"]["popularity"] == {"runs": 2, **pool(pairs), "per_seed_ctr": per_seed}
     assert s["paired"]["popularity"]["ctr"]["n"] == 30
     assert "model_frozen" not in s["paired"]
 

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     commit_interval_ms: float = Field(default=1000.0, ge=0.0, le=600_000.0)
     # Users whose state a worker keeps in memory between batches (it is their only writer
     # while it owns their partition); 0 reads every state from Redis each batch.
-    state_cache_users: int = Field(default=100_000, ge=0, le=100_000_000)
+    state_cache_users: int = Field(default=50_000, ge=0, le=100_000_000)
     # What the user encoder computes in: bfloat16 roughly halves a d >= 96 model's encoding
     # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere.
     encoder_dtype: Literal["float32", "bfloat16"] = "float32"

@@ -69,7 +69,7 @@ class PipelineConfig:
     event_id_ttl_s: int = 7 * 24 * 3600
     attribution_window_ms: int = 30 * 60 * 1000
     served_kept: int = 5  # lists kept per user for attribution by rec_id
-    cached_users: int = 100_000  # users whose state this worker keeps in memory (0: none)
+    cached_users: int = 50_000  # users whose state this worker keeps in memory (0: none)
 
 
 @dataclass(frozen=True)

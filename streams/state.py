@@ -9,6 +9,7 @@ canonical JSON string, so "a replay changes nothing" can be checked byte for byt
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -57,10 +58,12 @@ class UserState:
         if not raw:
             return cls()
         data = orjson.loads(raw)
+        # Interned: the same item ids recur across users, and workers keep many states in
+        # memory (the pipeline's cache), so each id is stored once, not once per user.
         return cls(
-            sequence=tuple(data["seq"]),
-            seen=tuple(data["seen"]),
-            purchased=tuple(data["bought"]),
+            sequence=tuple(map(sys.intern, data["seq"])),
+            seen=tuple(map(sys.intern, data["seen"])),
+            purchased=tuple(map(sys.intern, data["bought"])),
             categories=dict(data["cats"]),
             events=int(data["n"]),
         )
@@ -81,10 +84,11 @@ def apply_event(
 ) -> UserState:
     """The state after ``event``. A type of weight 0 (``skip`` by default) only hides the item."""
     weight = weights.get(event.type, 0.0)
+    item = sys.intern(event.item_id)  # see UserState.from_json
     sequence = state.sequence
     # A repeated click on the item just clicked adds no information to the sequence.
-    if weight > 0 and (not sequence or sequence[-1] != event.item_id):
-        sequence = (*sequence, event.item_id)[-max_len:]
+    if weight > 0 and (not sequence or sequence[-1] != item):
+        sequence = (*sequence, item)[-max_len:]
     categories = dict(state.categories)
     if category is not None and weight > 0:
         categories[category] = round(categories.get(category, 0.0) + weight, 6)
@@ -93,10 +97,10 @@ def apply_event(
             del categories[weakest]
     purchased = state.purchased
     if event.type == "purchase":
-        purchased = _push(purchased, event.item_id, MAX_SEEN)
+        purchased = _push(purchased, item, MAX_SEEN)
     return UserState(
         sequence=sequence,
-        seen=_push(state.seen, event.item_id, MAX_SEEN),
+        seen=_push(state.seen, item, MAX_SEEN),
         purchased=purchased,
         categories=categories,
         events=state.events + 1,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recstream.index.filters import Allowed, row_filters
+from recstream.index.filters import Allowed, RowFilter, row_filters
 from recstream.index.info import IndexInfo
 from recstream.index.inputs import Metric, check_k, check_matrix
-from recstream.index.search import Hits, SearchCore, flat_masked_padded, search_rows
+from recstream.index.search import Hits, SearchCore, search_rows, search_rows_padded
 from recstream.index.space import prepare_queries
 
 
@@ -83,17 +83,8 @@ class ItemIndex:
         ``rows`` int64 ``[B, k]`` padded with -1 and ``scores`` float32 ``[B, k]`` padded with
         -inf, for rows with fewer than ``k`` eligible items."""
         k = check_k(k)
-        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
-        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
-        if filters and self.core.family == "flat" and all(f.allowed is None for f in filters):
-            return flat_masked_padded(self.core, queries, k, filters)  # no per-row lists
-        hits = search_rows(self.core, queries, k, filters)
-        rows = np.full((len(hits), k), -1, dtype=np.int64)
-        scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
-        for b, (found, score) in enumerate(hits):
-            rows[b, : found.size] = found
-            scores[b, : found.size] = score
-        return rows, scores
+        queries, filters = self._prepare(vectors, exclude, allowed)
+        return search_rows_padded(self.core, queries, k, filters)
 
     def _hits(
         self,
@@ -103,9 +94,18 @@ class ItemIndex:
         allowed: Allowed | Sequence[Allowed | None] | None,
     ) -> list[Hits]:
         k = check_k(k)
-        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
-        filters = row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
+        queries, filters = self._prepare(vectors, exclude, allowed)
         return search_rows(self.core, queries, k, filters)
+
+    def _prepare(
+        self,
+        vectors: np.ndarray,
+        exclude: Sequence[Collection[str] | None] | None,
+        allowed: Allowed | Sequence[Allowed | None] | None,
+    ) -> tuple[np.ndarray, list[RowFilter]]:
+        """Checked, metric-prepared queries and one filter per query row."""
+        queries = prepare_queries(check_matrix(vectors, "query vectors", self.dim), self.metric)
+        return queries, row_filters(exclude, allowed, queries.shape[0], self.core.row_of)
 
     def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
         """Length-1 embedding rows for an array of rows (-1 → a zero vector), ``[*rows, d]``:

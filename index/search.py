@@ -71,7 +71,7 @@ def search_rows(
     """Top-k eligible rows for each prepared query ``[B, d]``; see the module doc."""
     if not filters:
         return []  # an empty batch
-    if core.family == "flat" and all(f.allowed is None for f in filters):
+    if _flat_exclusions_only(core, filters):
         return _flat_masked(core, queries, k, filters)
     n = len(core.item_ids)
     results: dict[int, Hits] = {}
@@ -86,6 +86,26 @@ def search_rows(
     for i in pending:
         results[int(i)] = _exact(core, queries[i], k, filters[i])
     return [results[i] for i in range(len(filters))]
+
+
+def search_rows_padded(
+    core: SearchCore, queries: np.ndarray, k: int, filters: list[RowFilter]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`search_rows` as arrays: rows ``[B, k]`` padded with -1, scores padded with -inf
+    (the flat index with exclusions only makes them directly, without per-row lists)."""
+    if filters and _flat_exclusions_only(core, filters):
+        return flat_masked_padded(core, queries, k, filters)
+    hits = search_rows(core, queries, k, filters)
+    rows = np.full((len(hits), k), -1, dtype=np.int64)
+    scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
+    for b, (found, score) in enumerate(hits):
+        rows[b, : found.size] = found
+        scores[b, : found.size] = score
+    return rows, scores
+
+
+def _flat_exclusions_only(core: SearchCore, filters: list[RowFilter]) -> bool:
+    return core.family == "flat" and all(f.allowed is None for f in filters)
 
 
 def _flat_masked(

@@ -136,35 +136,12 @@ class BatchMetrics:
 
 
 def increment_args(fields: Mapping[str, int | float]) -> list[str]:
-    """Field/amount pairs for :data:`HINCR_SCRIPT`; floats always carry a '.'."""
+    """Field/amount pairs for the pipeline's batch script, which sends an amount with a '.' to
+    HINCRBYFLOAT and any other to HINCRBY; floats always carry a '.'."""
     args: list[str] = []
     for name, amount in fields.items():
         args += [name, f"{amount:.6f}" if isinstance(amount, float) else str(amount)]
     return args
-
-
-# Many HINCRBY/HINCRBYFLOAT in one command: redis-py's cost is per command, not per argument.
-HINCR_SCRIPT = """
-for i = 1, #ARGV, 2 do
-  if string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
-  else
-    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-return 0
-"""
-
-
-# PFADD of many items as one JSON argument: packing thousands of arguments costs redis-py
-# about a microsecond each, decoding one JSON array in Redis almost nothing.
-PFADD_JSON_SCRIPT = """
-local items = cjson.decode(ARGV[1])
-for i = 1, #items, 4000 do
-  redis.call('PFADD', KEYS[1], unpack(items, i, math.min(i + 3999, #items)))
-end
-return 0
-"""
 
 
 # ---- this process ----

@@ -188,8 +188,9 @@ class Pipeline:
             self.counted,
         )
         measured = self._measure(recommender, applied, ids, warm, hits, created)
-        await self._write(batch, states, applied, recs, snapshot.served, measured)
-        self._remember(batch, snapshot, states)
+        marks = _watermarks(batch)
+        await self._write(batch, marks, states, applied, recs, snapshot.served, measured)
+        self._remember(batch, marks, snapshot, states)
         self.metrics.record(measured, time.perf_counter() - started)
         return recs
 
@@ -234,14 +235,18 @@ class Pipeline:
         return Snapshot(states, marks, seen_ids, served)
 
     def _remember(
-        self, batch: Sequence[Valid], snapshot: Snapshot, states: dict[str, UserState]
+        self,
+        batch: Sequence[Valid],
+        marks: dict[tuple[str, int], int],
+        snapshot: Snapshot,
+        states: dict[str, UserState],
     ) -> None:
         """After a successful write: what Redis now holds, for the next batches."""
         for v in batch:
             part = (v.source.topic, v.source.partition)
             user = v.event.user_id
             self.cache.put(user, part, states[user], snapshot.served[user])
-        for part, offset in _watermarks(batch).items():
+        for part, offset in marks.items():
             known = self.cache.watermarks.get(part, snapshot.watermarks.get(part, -1))
             self.cache.watermarks[part] = max(known, offset)
 
@@ -349,6 +354,7 @@ class Pipeline:
     async def _write(
         self,
         batch: Sequence[Valid],
+        marks: dict[tuple[str, int], int],
         states: dict[str, UserState],
         applied: list[Valid],
         recs: list[Outgoing],
@@ -359,13 +365,11 @@ class Pipeline:
         command instead of a dozen (a command costs more in redis-py than the bytes it
         carries). The values to set travel as plain arguments, everything else as one JSON."""
         changed = {v.event.user_id for v in applied}
-        values: list[str | bytes] = []
-        for u in sorted(changed):
-            values += [self.keys.state(u), states[u].to_json()]
-        for rec in recs:
-            values += [self.keys.recs(rec.user_id), rec.payload]
-        for u in served:
-            values += [self.keys.served(u), served_to_json(served[u])]
+        values: dict[str, str | bytes] = {
+            self.keys.state(u): states[u].to_json() for u in sorted(changed)
+        }
+        values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
+        values.update({self.keys.served(u): served_to_json(served[u]) for u in served})
         increments = measured.increments()
         new_versions = sorted(set(increments) - self._registered)
         stats, metrics_key = self.keys.stats(), self.keys.metrics(measured.version)
@@ -382,7 +386,7 @@ class Pipeline:
             "e": [self.keys.event_id(v.event.event_id) for v in applied if v.event.event_id],
             "ttl": self.config.event_id_ttl_s,
             # GREATEST semantics: a replay never moves a watermark backwards.
-            "w": [[self.keys.watermark(t, p), str(o)] for (t, p), o in _watermarks(batch).items()],
+            "w": [[self.keys.watermark(t, p), str(o)] for (t, p), o in marks.items()],
             "h": counters,
             "p": [self.keys.metrics_items(measured.version), sorted(measured.shown)],
             "s": [[metrics_key, "catalog_size", str(measured.catalog_size)]]
@@ -390,7 +394,8 @@ class Pipeline:
             else [],
             "v": [self.keys.metrics_versions(), new_versions] if new_versions else [],
         }
-        await self._run_batch_script(orjson.dumps(plan), values)
+        pairs = [part for kv in values.items() for part in kv]  # key, value, key, value, …
+        await self._run_batch_script(orjson.dumps(plan), pairs)
         self._registered |= set(new_versions)
 
     async def _run_batch_script(self, plan: bytes, values: list[str | bytes]) -> None:

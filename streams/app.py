@@ -239,13 +239,21 @@ def create_app(
 
     @app.task
     async def consume_events() -> None:
-        while True:
+        while not (consumer.stopping or app.should_stop):
             try:
                 await consumer.run()
             except Exception:
+                if consumer.stopping or app.should_stop:
+                    break
                 # Nothing past the last commit is lost: a new consumer resumes from it.
                 log.exception("reading %s failed; resuming from the last commit in 2 s", events)
                 await asyncio.sleep(2.0)
+
+    @app.on_before_shutdown.connect
+    async def stop_consuming(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Before the producer stops: the batch in hand is delivered and committed, and the
+        # group is left, so the partitions move on at once and nothing is read twice.
+        await consumer.stop()
 
     @app.agent(items_topic, concurrency=1)
     async def catalogue(stream: faust.StreamT) -> None:

@@ -86,7 +86,25 @@ class EventConsumer(ConsumerRebalanceListener):
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._sent: list[Awaitable[Any]] = []  # deliveries the next commit waits for
         self._failed: DeliveryFailed | None = None  # set by a commit: this consumer must stop
+        self._stopping = asyncio.Event()  # set by stop(): finish the batch in hand, commit, leave
+        self._idle = asyncio.Event()  # set while no run() is in progress
+        self._idle.set()
         self.committed_batches = 0
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop reading: the batch in hand is delivered and committed, then the group is left.
+
+        Call it before the producer stops; a run() that outlives ``timeout_s`` is left to the
+        caller's cancellation (its uncommitted tail is replayed by the next owner)."""
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("the events consumer did not stop within %.0f s", timeout_s)
 
     async def run(self) -> None:
         cfg = self.config
@@ -101,21 +119,25 @@ class EventConsumer(ConsumerRebalanceListener):
         consumer.subscribe([self.topic], listener=self)
         self.consumer = consumer
         self._done, self._sent, self._failed = {}, [], None  # resume from the last commit
-        await consumer.start()
+        self._idle.clear()
         try:
-            await self._loop(consumer)
-        finally:
+            await consumer.start()
             try:
-                await asyncio.wait_for(self.commit(), timeout=10)
-            except Exception as exc:  # stopping anyway: the uncommitted tail is replayed
-                log.warning("final commit skipped: %r", exc)
-            await consumer.stop()
+                await self._loop(consumer)
+            finally:
+                try:
+                    await asyncio.wait_for(self.commit(), timeout=10)
+                except Exception as exc:  # stopping anyway: the uncommitted tail is replayed
+                    log.warning("final commit skipped: %r", exc)
+                await consumer.stop()
+        finally:
+            self._idle.set()
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         cfg = self.config
         wait_ms = max(1, int(cfg.wait_s * 1000))
         last_commit = time.monotonic()
-        while True:
+        while not self._stopping.is_set():
             if self._failed:  # a commit (maybe in a rebalance callback) found lost records
                 raise self._failed
             fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=cfg.batch_size)

@@ -41,6 +41,12 @@ def retrain(
         bool, typer.Option(help="Start from fresh weights, not the newest version.")
     ] = (False),
     epochs: Annotated[int, typer.Option(help="Epochs per retrain.")] = 10,
+    cold_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Epochs from fresh weights (no version yet, or --cold); unset: 30."
+        ),
+    ] = None,
     every_minutes: Annotated[
         float | None,
         typer.Option(help="Loop: retrain every N minutes (when there are new events)."),
@@ -100,6 +106,7 @@ def retrain(
             train_config=train_config,
             model_config=model_config,
             min_events=min_events,
+            cold_epochs=cold_epochs,
         )
 
     if every_minutes is None and every_events is None:

@@ -68,6 +68,10 @@ def simulate(
         ),
     ] = False,
     retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs per retrain.")] = 10,
+    cold_epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Epochs of the first (fresh-weights) training; unset: 30."),
+    ] = None,
     follow: Annotated[
         bool,
         typer.Option(
@@ -120,7 +124,11 @@ def simulate(
     root = artifacts or s.artifacts
     if retrain and follow:
         raise typer.BadParameter("--retrain and --follow exclude each other")
-    between = _retrain_between_rounds(s, root, retrain_epochs, seed, log) if retrain else None
+    between = (
+        _retrain_between_rounds(s, root, retrain_epochs, cold_epochs, seed, log)
+        if retrain
+        else None
+    )
     if follow:
         between = _follow_between_rounds(root, version_timeout, log)
     frozen = _frozen_loader(s, root) if retrain or follow else None
@@ -155,7 +163,12 @@ def _stderr(line: str) -> None:
 
 
 def _retrain_between_rounds(
-    s: Settings, root: Path, epochs: int, seed: int, log: Callable[[str], None]
+    s: Settings,
+    root: Path,
+    epochs: int,
+    cold_epochs: int | None,
+    seed: int,
+    log: Callable[[str], None],
 ) -> BetweenRounds:
     """The seam's production side: retrain in-process, then let the loop wait for the version."""
 
@@ -167,7 +180,8 @@ def _retrain_between_rounds(
         after = "the warm-up" if round_no == 0 else f"round {round_no}"
         log(f"retraining on the event log after {after} …")
         try:
-            result = retrain_once(s, root, train_config=TrainConfig(epochs=epochs, seed=seed))
+            config = TrainConfig(epochs=epochs, seed=seed)
+            result = retrain_once(s, root, train_config=config, cold_epochs=cold_epochs)
         except RetrainError as exc:
             raise SimulationError(f"retraining after {after} failed: {exc}") from exc
         log(f"published {result.version}; waiting for the worker to serve it")

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ log = logging.getLogger("recstream.retrain")
 OFFSETS_FILE = "log_offsets.json"
 MIN_EVENTS = 100  # fewer valid events than this: refuse rather than publish a model of noise
 RETRAIN_EPOCHS = 10
+# From fresh weights a model needs about three times a warm start's epochs before its
+# validation stops improving (docs/simulator.md, "Calibration").
+COLD_EPOCHS = 30
 STALL_S = 60.0  # a read that gets no record for this long while behind the end offsets fails
 
 
@@ -327,11 +330,14 @@ def retrain_once(
     min_events: int = MIN_EVENTS,
     announce: bool = True,
     progress: bool = False,
+    cold_epochs: int | None = None,
 ) -> RetrainResult:
     """Train on the event log, build the index, publish the next version, announce it.
 
     Warm-starts from the newest version under ``artifacts_root`` unless ``cold`` (or there is
-    none). ``since_last``: read only the events after the offsets that version recorded.
+    none); fresh weights train ``cold_epochs`` (None: COLD_EPOCHS) instead of
+    ``train_config.epochs``.
+    ``since_last``: read only the events after the offsets that version recorded.
     Raises RetrainError (nothing is published) when fewer than ``min_events`` valid events
     were read, ArtifactError when the newest version is damaged.
     """
@@ -357,11 +363,14 @@ def retrain_once(
             f"and {read.end} ({read.skipped} invalid); at least {min_events} are needed to "
             "train, so nothing was published"
         )
+    train_config = train_config or TrainConfig(epochs=RETRAIN_EPOCHS)
+    if loaded is None:
+        train_config = replace(train_config, epochs=cold_epochs or COLD_EPOCHS)
     started = time.perf_counter()
     trained = train(
         read.interactions,
         model_config,
-        train_config or TrainConfig(epochs=RETRAIN_EPOCHS),
+        train_config,
         event_weights=settings.event_weights,
         progress=progress,
         init_from=loaded,

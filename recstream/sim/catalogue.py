@@ -12,7 +12,7 @@ from recstream.sim.scenarios import Scenario
 
 LATENT_DIM = 16
 # How far a series/product line strays from its category, and an item from its series.
-GROUP_NOISE = 0.8
+GROUP_NOISE = 3.0
 ITEM_NOISE = 0.3
 # Each later episode/course of a chain keeps this share of the previous one's audience.
 CHAIN_ATTRITION = 0.8

@@ -19,10 +19,13 @@ import numpy as np
 from recstream.sim.catalogue import Catalogue, build_catalogue, unit_rows
 from recstream.sim.scenarios import Scenario
 
-# Weights of the hidden appeal (a logit): category taste, item-level latent match, popularity.
-TASTE_WEIGHT = 1.5
+# Weights of the hidden appeal (a logit): category taste, item-level latent match, popularity,
+# and the session: likeness to the item the user is looking at now (docs/simulator.md,
+# "Calibration", argues each against real logs).
+TASTE_WEIGHT = 0.5
 LATENT_WEIGHT = 2.0
 POPULARITY_WEIGHT = 0.5
+SESSION_WEIGHT = 8.0
 # A purchase depends on appeal less steeply than a click: price, need and budget also decide.
 BUY_SLOPE = 0.5
 # A category the user does not care for still has some appeal (log of this share × C).
@@ -94,7 +97,12 @@ class World:
         taste = TASTE_WEIGHT * np.log(np.maximum(self.taste[user, cat] * n_cats, TASTE_FLOOR))
         latent = LATENT_WEIGHT * (self.catalogue.vectors[items] @ self.vectors[user])
         popularity = POPULARITY_WEIGHT * self.catalogue.log_pop[items]
-        return taste + latent + popularity + self.season()[cat]
+        appeal = taste + latent + popularity + self.season()[cat]
+        current = int(self.current[user])
+        if current >= 0:  # what one has just looked at colours what one wants next
+            vectors = self.catalogue.vectors
+            appeal = appeal + SESSION_WEIGHT * (vectors[items] @ vectors[current])
+        return appeal
 
     def click_prob(self, user: int, items: np.ndarray) -> np.ndarray:
         p = sigmoid(self.scenario.click_bias + self.affinity(user, items))

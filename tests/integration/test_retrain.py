@@ -78,8 +78,11 @@ def test_retrain_twice_warm_with_new_items_and_announce(
     first = genre_events(range(40), range(3), range(12), seed=0)  # 320 events
     publish(producer, settings.topic_events, first, BAD)
 
-    v1 = retrain_once(settings, root, train_config=QUICK, model_config=TINY, min_events=50)
+    v1 = retrain_once(
+        settings, root, train_config=QUICK, model_config=TINY, min_events=50, cold_epochs=3
+    )
     assert (v1.version, v1.warm_from) == ("v1", None)
+    assert v1.epochs == 3  # fresh weights train cold_epochs, warm starts train_config.epochs
     assert (v1.events_read, v1.events_skipped) == (len(first), len(BAD))
     assert sum(v1.offsets.values()) == len(first) + len(BAD)
     loaded1 = load_artifact(root / "v1")  # verifies every checksum
@@ -97,6 +100,7 @@ def test_retrain_twice_warm_with_new_items_and_announce(
         settings, root, since_last=True, train_config=QUICK, model_config=TINY, min_events=50
     )
     assert (v2.version, v2.warm_from) == ("v2", "v1")
+    assert v2.epochs == QUICK.epochs
     assert (v2.events_read, v2.events_skipped) == (len(second), 2)  # only the newer records
     assert sum(v2.offsets.values()) == len(first) + len(BAD) + sent
     loaded2 = load_artifact(root / "v2")

@@ -29,7 +29,16 @@ def test_ctr_rises_across_retrains_and_beats_popularity(
     )
     args = ["simulate", "--scenario", SCENARIO, "--seed", str(SEED), "--users", str(USERS)]
     args += ["--warmup-events", str(WARMUP), "--rounds", str(ROUNDS), "--retrain"]
-    args += ["--retrain-epochs", "10", "--artifacts", str(artifacts), "--version-timeout", "120"]
+    args += [
+        "--retrain-epochs",
+        "10",
+        "--cold-epochs",
+        "10",
+        "--artifacts",
+        str(artifacts),
+        "--version-timeout",
+        "120",
+    ]
     run = subprocess.run(
         [str(Path(sys.executable).with_name("recstream")), *args, "--run-tag", names.tag, "--json"],
         env={**os.environ, **worker.env},

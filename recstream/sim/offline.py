@@ -148,7 +148,7 @@ def organic_distribution(world: World, user: int) -> np.ndarray:
     with P(stay) (once the user has a current item), else a category drawn ∝ taste · e^season;
     within the category an item ∝ e^affinity, times ``rewatch`` once touched. The best any
     next-item predictor can do with the world's hidden state (the click oracle ignores chains
-    and sessions)."""
+    and the category stay)."""
     s, cat = world.scenario, world.catalogue
     every = np.arange(len(cat))
     weights = np.exp(world.affinity(user, every))

@@ -198,3 +198,20 @@ def test_the_world_draws_from_numbered_child_streams_of_the_seed() -> None:
     alpha = np.full(len(world.scenario.categories), world.scenario.taste_alpha)
     assert np.allclose(world.taste, streams[1].dirichlet(alpha, size=3))
     assert np.array_equal(world.reaction_draws(2), streams[4].random((3, 5)))
+
+
+def test_the_item_being_viewed_colours_the_appeal_of_its_neighbours() -> None:
+    from recstream.sim.world import SESSION_WEIGHT
+
+    world = World(SCENARIOS["ecommerce"], seed=5, n_users=3)
+    every = np.arange(len(world.catalogue))
+    before = world.affinity(0, every)
+    world.record(0, 17, "click")  # the session goes on from item 17
+    after = world.affinity(0, every)
+    vectors = world.catalogue.vectors
+    assert np.allclose(after - before, SESSION_WEIGHT * (vectors @ vectors[17]))
+    # ... so its nearest neighbours become likelier next steps than they were
+    near = np.argsort(-(vectors @ vectors[17]))[1:6]
+    assert np.all(
+        world.click_prob(0, near) > 1 / (1 + np.exp(-world.scenario.click_bias - before[near]))
+    )

@@ -166,7 +166,9 @@ class Pipeline:
         self._rec_counter = itertools.count()
         self.cache = UserCache(config.cached_users)
         # One thread: batches are handled one at a time, and the model keeps its thread state.
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="recstream-model")
+        self._model_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="recstream-model", initializer=_one_blas_thread
+        )
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
@@ -433,6 +435,14 @@ class Pipeline:
             for key in targets:
                 totals[key, item] = totals.get((key, item), 0.0) + inc
         return totals
+
+
+def _one_blas_thread() -> None:
+    """OpenMP's thread count is per calling thread: the worker's limit of one (see
+    ``recstream worker``) must be set again on the model's thread."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:

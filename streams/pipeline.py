@@ -13,22 +13,16 @@ states, served lists and watermarks it wrote in memory (:class:`UserCache`) and 
 for users it has not seen since the last rebalance: with real histories, parsing a user's
 state and lists on every batch was a fifth of the hot path. The cache is emptied whenever
 partitions move, and filled only after a batch's write succeeded.
-
-The model's work (encoder, index search, re-ranking) runs on a thread of its own: torch, faiss
-and numpy release the GIL, and meanwhile the event loop keeps delivering the previous batch's
-lists, fetching the next events and answering heartbeats.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,10 +159,6 @@ class Pipeline:
         self._rec_prefix = secrets.token_hex(8)
         self._rec_counter = itertools.count()
         self.cache = UserCache(config.cached_users)
-        # One thread: batches are handled one at a time, and the model keeps its thread state.
-        self._model_thread = ThreadPoolExecutor(
-            1, thread_name_prefix="recstream-model", initializer=_one_blas_thread
-        )
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
@@ -180,9 +170,7 @@ class Pipeline:
         unavailable = tuple(self.catalog.unavailable)
         requests = [Request(s.sequence, s.exclusions + unavailable) for s in after]
         recommender = self.recommender  # one model for the whole batch, even during a swap
-        lists = await asyncio.get_running_loop().run_in_executor(
-            self._model_thread, recommender.recommend, requests, self.config.k
-        )
+        lists = recommender.recommend(requests, self.config.k)
         warm = [bool(items) for items in lists]  # made by the model, not trending
         lists = await self._fill_cold(lists, after)
         created = int(time.time() * 1000)
@@ -435,14 +423,6 @@ class Pipeline:
             for key in targets:
                 totals[key, item] = totals.get((key, item), 0.0) + inc
         return totals
-
-
-def _one_blas_thread() -> None:
-    """OpenMP's thread count is per calling thread: the worker's limit of one (see
-    ``recstream worker``) must be set again on the model's thread."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
 
 
 def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:

@@ -3,7 +3,7 @@
 The same numbers in three places:
 
 - Redis: cluster-wide counters per version (one hash per version, incremented once per batch
-  in the pipeline's MULTI) and a HyperLogLog of the items shown, for catalogue coverage;
+  in the pipeline's batch script) and a HyperLogLog of the items shown, for catalogue coverage;
 - Prometheus (``GET /metrics``): this process's counters and histograms;
 - the ``metrics`` topic: a periodic JSON snapshot per worker, with the cluster-wide counters
   and this worker's latency percentiles since its previous snapshot.

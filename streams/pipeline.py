@@ -1,9 +1,10 @@
 """One micro-batch of valid events → updated user state in Redis → one list per event.
 
-Two Redis round trips per batch (read everything, then write everything in one MULTI), one
-encoder call and one index search. Idempotent: a partition's watermark (highest applied offset)
-and producers' event ids gate every state change, so a replay after a crash rewrites nothing —
-but still yields a list, because the list of the first attempt may never have been published.
+At most two Redis round trips per batch (read what the cache lacks, then write everything in
+one atomic script call), one encoder call and one index search. Idempotent: a partition's
+watermark (highest applied offset) and producers' event ids gate every state change, so a
+replay after a crash rewrites nothing — but still yields a list, because the list of the first
+attempt may never have been published.
 
 The same two round trips carry attribution (each user's last served lists, in a key of their
 own) and the online metrics (per-version counters, incremented once per batch).

@@ -136,8 +136,8 @@ def _scenario_table(s: dict[str, Any]) -> list[str]:
         by_seed: list[float] = paired.get("per_seed_ctr", []) if paired else []
         spread = f"{min(by_seed):+.3f} … {max(by_seed):+.3f}" if by_seed else "—"
         mean = data["mean"]
-        row = [arm, *ctrs, f"{mean['ctr']:.3f}", f"{mean['conversion']:.3f}", ctr_ci, spread]
-        row.append(conv_ci)
+        row = [arm, *ctrs, f"{mean['ctr']:.3f}", f"{mean['conversion']:.3f}"]
+        row += [ctr_ci, spread, conv_ci]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 

@@ -3,7 +3,8 @@
 A version directory holds ``weights.safetensors`` (the state dict; never a pickle),
 ``config.json`` (:class:`ModelConfig`), ``item_ids.json`` (item id strings in row order),
 ``item_embeddings.npy`` (float32 [n_items, d], row i is item_ids[i], no padding row),
-``metrics.json`` and ``manifest.json`` with the sha256 of every file. Other rooms may add
+``metrics.json``, ``encoder.onnx`` (the user encoder for ONNX Runtime, when the export
+verified) and ``manifest.json`` with the sha256 of every file. Other rooms may add
 files (index/ adds ``index/``); nothing here forbids that.
 """
 
@@ -33,16 +34,21 @@ from recstream.artifacts import (
     write_manifest,
 )
 from recstream.model.config import ModelConfig
+from recstream.model.layout import (
+    CONFIG,
+    EMBEDDINGS,
+    ENCODER_ONNX,
+    ITEM_IDS,
+    KIND,
+    METRICS,
+    MODEL_FILES,
+    WEIGHTS,
+    read_config,
+    read_item_ids,
+)
+from recstream.model.onnx_export import export_encoder
 from recstream.model.sasrec import SASRec
 from recstream.model.train import Trained
-
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
-ITEM_IDS = "item_ids.json"
-EMBEDDINGS = "item_embeddings.npy"
-METRICS = "metrics.json"
-MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
-KIND = "sasrec"
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def save_artifact(
     so that readers see the version only when it is complete.
     """
     extra = dict(extra_files or {})
-    clash = sorted(set(extra) & {*MODEL_FILES, MANIFEST})
+    clash = sorted(set(extra) & {*MODEL_FILES, ENCODER_ONNX, MANIFEST})
     if clash:
         raise ValueError(f"extra files {clash} would replace the model's own files")
     staged = staging_dir(root)
@@ -81,9 +87,11 @@ def save_artifact(
         _write_files(trained, staged, dataset)
         for name, data in extra.items():
             (staged / name).write_bytes(data)
+        # The encoder for ONNX Runtime: serving without torch, and faster (docs/streams.md).
+        onnx = [ENCODER_ONNX] if export_encoder(trained.model, staged / ENCODER_ONNX) else []
         write_manifest(
             staged,
-            [*MODEL_FILES, *extra],
+            [*MODEL_FILES, *onnx, *extra],
             kind=KIND,
             created=_now(),
             dataset=dataset,
@@ -104,8 +112,8 @@ def load_artifact(path: Path) -> LoadedModel:
     """
     version_dir = resolve_version(path)
     manifest = verify_manifest(version_dir, MODEL_FILES)
-    config = _read_config(version_dir / CONFIG)
-    item_ids = _read_item_ids(version_dir / ITEM_IDS, config.n_items)
+    config = read_config(version_dir / CONFIG)
+    item_ids = read_item_ids(version_dir / ITEM_IDS, config.n_items)
     model = SASRec(config)
     model.load_state_dict(_read_weights(version_dir / WEIGHTS, model))
     model.eval()
@@ -138,25 +146,6 @@ def _metrics(trained: Trained, dataset: dict[str, Any]) -> dict[str, Any]:
         "dataset": dataset,
         "history": trained.history,
     } | ({"warm_start": trained.warm_start} if trained.warm_start else {})
-
-
-def _read_config(path: Path) -> ModelConfig:
-    try:
-        return ModelConfig.load(path)
-    except (ValueError, TypeError) as exc:
-        raise ArtifactError(f"{path}: not a valid model config ({exc})") from exc
-
-
-def _read_item_ids(path: Path, n_items: int) -> tuple[str, ...]:
-    try:
-        ids = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable item ids ({exc})") from exc
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ArtifactError(f"{path}: expected a JSON list of item id strings")
-    if len(ids) != n_items:
-        raise ArtifactError(f"{path}: {len(ids)} item ids, but the model has {n_items} items")
-    return tuple(ids)
 
 
 def _read_weights(path: Path, model: SASRec) -> dict[str, torch.Tensor]:

@@ -11,13 +11,14 @@ import numpy as np
 
 from recstream.model.data import load_dataset
 from recstream.model.encoder import Encoder
+from recstream.model.onnx_encoder import OnnxEncoder
 from recstream.model.sequences import Vocabulary, build_sequences
 from recstream.settings import DEFAULT_EVENT_WEIGHTS
 
 BATCHES = (1, 64)
 
 
-def histories_for(encoder: Encoder, seed: int) -> tuple[list[list[str]], str]:
+def histories_for(encoder: Encoder | OnnxEncoder, seed: int) -> tuple[list[list[str]], str]:
     """Users' item-id histories from the artifact's dataset, or random full-length ones."""
     dataset = encoder.metrics.get("dataset", {})
     path = Path(dataset.get("path", ""))
@@ -33,7 +34,7 @@ def histories_for(encoder: Encoder, seed: int) -> tuple[list[list[str]], str]:
 
 
 def bench_encoder(
-    encoder: Encoder, histories: list[list[str]], repeats: int = 200, seed: int = 0
+    encoder: Encoder | OnnxEncoder, histories: list[list[str]], repeats: int = 200, seed: int = 0
 ) -> dict[str, Any]:
     """p50/p99 microseconds per user of ``encode`` at each batch size; warm-up excluded."""
     rng = np.random.default_rng(seed)
@@ -61,7 +62,7 @@ def bench_encoder(
     }
 
 
-def _time(encoder: Encoder, batch: list[list[str]]) -> float:
+def _time(encoder: Encoder | OnnxEncoder, batch: list[list[str]]) -> float:
     started = time.perf_counter()
     encoder.encode(batch)
     return time.perf_counter() - started

@@ -16,8 +16,8 @@ import torch
 
 from recstream.artifacts import load_npy
 from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
+from recstream.model.histories import encode_grouped, history_indices, known_counts
 
-GROUP = 64  # users per forward pass inside one encode() call (fewer, larger products)
 # Weights and activations in bfloat16 halve the arithmetic's cost on CPUs that multiply
 # bfloat16 natively (AVX512-BF16, AMX); the vectors come back as float32 either way.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -84,7 +84,7 @@ class Encoder:
 
     def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
         """How many of each user's items the model knows, [B] int64 (0 means cold start)."""
-        return np.array([sum(i in self._index for i in s) for s in sequences], dtype=np.int64)
+        return known_counts(sequences, self._index)
 
     def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
         """[B] bool: False where ``encode`` returns a zero vector (nothing known)."""
@@ -96,35 +96,13 @@ class Encoder:
         Unknown ids are skipped, only the last ``max_len`` known items count, and a user
         with no known item gets a zero vector (see :meth:`has_history`).
         """
-        rows = [self._indices(s) for s in sequences]
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        known = sorted((r for r, seq in enumerate(rows) if seq), key=lambda r: len(rows[r]))
-        # Similar lengths share a forward pass: padding to the longest in a group is cheap,
-        # and padding never changes a row's result.
-        for start in range(0, len(known), GROUP):
-            group = known[start : start + GROUP]
-            out[group] = self._forward([rows[r] for r in group])
-        return out
+        rows = [history_indices(s, self._index, self._max_len) for s in sequences]
+        return encode_grouped(rows, self.dim, self._forward)
 
-    def _forward(self, rows: list[list[int]]) -> np.ndarray:
-        batch = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
-        for row, indices in enumerate(rows):
-            batch[row, : len(indices)] = indices  # right-padded, as in training
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             vectors = self._model.user_vectors(torch.from_numpy(batch))  # [b, dim]
             return vectors.float().numpy()
-
-    def _indices(self, sequence: Sequence[str]) -> list[int]:
-        # Walk back from the newest item: long histories cost max_len lookups, not their length.
-        found: list[int] = []
-        for item in reversed(sequence):
-            index = self._index.get(item)
-            if index is not None:
-                found.append(index)
-                if len(found) == self._max_len:
-                    break
-        found.reverse()
-        return found
 
 
 def _torch_dtype(name: str) -> torch.dtype:

@@ -215,24 +215,39 @@ def bench_model(
         str | None,
         typer.Option(help="float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else float32]."),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="auto, onnx or torch [RECSTREAM_ENCODER_BACKEND, else auto]."),
+    ] = None,
 ) -> None:
     """Encoder latency per user at batch 1 and 64 (one JSON object on stdout)."""
     from recstream.artifacts import ArtifactError
     from recstream.cli import settings_of
     from recstream.model.bench import bench_encoder, histories_for
-    from recstream.model.encoder import Encoder
+    from recstream.model.onnx_encoder import OnnxEncoder
+    from recstream.model.serving import load_encoder
 
     _log_to_stderr()
     try:
         settings = settings_of(ctx)
-        encoder = Encoder.load(
-            artifacts or settings.artifacts, threads=threads, dtype=dtype or settings.encoder_dtype
+        encoder = load_encoder(
+            artifacts or settings.artifacts,
+            backend or settings.encoder_backend,
+            dtype or settings.encoder_dtype,
+            threads,
         )
         histories, source = histories_for(encoder, seed)
         result = bench_encoder(encoder, histories, repeats=repeats, seed=seed)
     except (ArtifactError, ValueError) as exc:
         _fail(exc)
-    print(json.dumps(result | {"threads": threads, "dtype": encoder.dtype, "histories": source}))
+    backend_used = "onnx" if isinstance(encoder, OnnxEncoder) else "torch"
+    print(
+        json.dumps(
+            result
+            | {"threads": threads, "dtype": encoder.dtype, "backend": backend_used}
+            | {"histories": source}
+        )
+    )
 
 
 def _required_source(

@@ -154,11 +154,11 @@ def load_recommender(path: Path, s: Settings) -> Recommender:
 
         return NoModel()
     from recstream.index import load as load_index
-    from recstream.model import Encoder
+    from recstream.model.serving import load_encoder
     from recstream.streams.recommender import ModelRecommender
 
     def load(version: Path) -> Recommender:
-        encoder = Encoder.load(version, threads=1, dtype=s.encoder_dtype)
+        encoder = load_encoder(version, s.encoder_backend, s.encoder_dtype, threads=1)
         index = load_index(version, threads=1)
         return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
 

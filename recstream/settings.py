@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # What the user encoder computes in: bfloat16 roughly halves a d >= 96 model's encoding
     # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere.
     encoder_dtype: Literal["float32", "bfloat16"] = "float32"
+    # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx; faster on one
+    # thread, needs no torch) or torch. auto: ONNX Runtime when the version has the file and
+    # the dtype is float32, else torch.
+    encoder_backend: Literal["auto", "onnx", "torch"] = "auto"
     # Retrieval and re-ranking: candidates fetched from the index, then MMR down to top_k.
     candidates: int = Field(default=100, ge=1, le=10_000)
     mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)

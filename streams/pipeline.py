@@ -169,7 +169,7 @@ class Pipeline:
         # Unavailable items join each user's exclusions: the index drops those by row number,
         # which is far cheaper than a per-candidate availability callback.
         unavailable = tuple(self.catalog.unavailable)
-        requests = [Request(s.sequence, s.exclusions + unavailable) for s in after]
+        requests = [Request(s.sequence, _excluded(s, unavailable)) for s in after]
         recommender = self.recommender  # one model for the whole batch, even during a swap
         lists = recommender.recommend(requests, self.config.k)
         warm = [bool(items) for items in lists]  # made by the model, not trending
@@ -243,9 +243,9 @@ class Pipeline:
         states: dict[str, UserState],
     ) -> None:
         """After a successful write: what Redis now holds, for the next batches."""
-        for v in batch:
-            part = (v.source.topic, v.source.partition)
-            user = v.event.user_id
+        # A user's last event decides the partition they are cached with.
+        parts = {v.event.user_id: (v.source.topic, v.source.partition) for v in batch}
+        for user, part in parts.items():
             self.cache.put(user, part, states[user], snapshot.served[user])
         for part, offset in marks.items():
             known = self.cache.watermarks.get(part, snapshot.watermarks.get(part, -1))
@@ -424,6 +424,12 @@ class Pipeline:
             for key in targets:
                 totals[key, item] = totals.get((key, item), 0.0) + inc
         return totals
+
+
+def _excluded(state: UserState, unavailable: tuple[str, ...]) -> tuple[str, ...]:
+    """The state's exclusions plus the unavailable items; no copy of a long history when
+    nothing is unavailable."""
+    return state.exclusions + unavailable if unavailable else state.exclusions
 
 
 def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:

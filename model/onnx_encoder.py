@@ -1,0 +1,110 @@
+"""The user encoder on ONNX Runtime: the same vectors as :class:`recstream.model.Encoder`
+without torch, and faster per call on one CPU thread (docs/streams.md has the figures)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from recstream.artifacts import ArtifactError, load_npy, resolve_version, verify_manifest
+from recstream.model.histories import encode_grouped, history_indices, known_counts
+from recstream.model.layout import (
+    CONFIG,
+    EMBEDDINGS,
+    ENCODER_ONNX,
+    ITEM_IDS,
+    METRICS,
+    read_config,
+    read_item_ids,
+)
+
+SERVED_FILES = (CONFIG, ITEM_IDS, EMBEDDINGS, METRICS, ENCODER_ONNX)
+
+
+def onnx_available(version_dir: Path) -> bool:
+    """True when the version has an exported encoder and ONNX Runtime is installed."""
+    if not (version_dir / ENCODER_ONNX).is_file():
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxEncoder:
+    """A verified version's exported encoder. Build it with :meth:`load`."""
+
+    dtype = "float32"
+
+    def __init__(self, version_dir: Path, threads: int = 1) -> None:
+        import onnxruntime
+
+        # Every file the version lists, weights included: a damaged version is refused
+        # whichever backend serves it.
+        listed = verify_manifest(version_dir)["files"]
+        missing = [name for name in SERVED_FILES if name not in listed]
+        if missing:
+            raise ArtifactError(f"{version_dir}: {', '.join(missing)} not listed in the manifest")
+        config = read_config(version_dir / CONFIG)
+        self._path = version_dir
+        self._dim = config.dim
+        self._max_len = config.inference_len
+        self._item_ids = read_item_ids(version_dir / ITEM_IDS, config.n_items)
+        self._index = {item: i + 1 for i, item in enumerate(self._item_ids)}
+        self._embeddings = np.ascontiguousarray(load_npy(version_dir / EMBEDDINGS), np.float32)
+        self._metrics: dict[str, Any] = orjson.loads((version_dir / METRICS).read_bytes())
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(version_dir / ENCODER_ONNX), options, providers=["CPUExecutionProvider"]
+        )
+
+    @classmethod
+    def load(cls, path: Path, threads: int = 1) -> OnnxEncoder:
+        """A version directory, or the newest version under a root."""
+        if threads < 1:
+            raise ValueError(f"threads={threads} must be >= 1")
+        return cls(resolve_version(Path(path)), threads)
+
+    @property
+    def version(self) -> str:
+        return self._path.name
+
+    @property
+    def max_len(self) -> int:
+        return self._max_len
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self._metrics
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._item_ids
+
+    def item_embeddings(self) -> np.ndarray:
+        return self._embeddings
+
+    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        return known_counts(sequences, self._index)
+
+    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.known_counts(sequences) > 0
+
+    def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """User vectors [B, dim] float32, as :meth:`recstream.model.Encoder.encode`."""
+        rows = [history_indices(s, self._index, self._max_len) for s in sequences]
+        return encode_grouped(rows, self._dim, self._forward)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._session.run(["vec"], {"seq": batch})[0], dtype=np.float32)

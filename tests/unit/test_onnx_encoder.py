@@ -1,0 +1,109 @@
+"""The encoder exported at publish time: same vectors as torch, verified like every other file,
+chosen by RECSTREAM_ENCODER_BACKEND, and never published when it does not reproduce torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recstream.artifacts import ArtifactError
+from recstream.model import onnx_export
+from recstream.model.config import ModelConfig, TrainConfig
+from recstream.model.data import Interactions
+from recstream.model.encoder import Encoder
+from recstream.model.layout import ENCODER_ONNX
+from recstream.model.onnx_encoder import OnnxEncoder
+from recstream.model.serving import load_encoder
+from recstream.model.train import Trained, train
+
+MAX_LEN = 7
+
+
+def _train(block: str, positions: str) -> Trained:
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"item-{int(i)}", t, "click") for u in range(30) for t, i in
+            enumerate(rng.integers(0, 25, 10))]  # fmt: skip
+    config = ModelConfig(max_len=MAX_LEN, dim=16, n_layers=2, n_heads=2, dropout=0.2,
+                         block=block, positions=positions)  # fmt: skip
+    schedule = TrainConfig(epochs=1, batch_size=8, eval_every=1, threads=1)
+    return train(Interactions.from_rows(rows), config, schedule, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    return _train("pre", "newest")
+
+
+@pytest.fixture
+def version(trained: Trained, tmp_path: Path) -> Path:
+    from recstream.model.artifact import save_artifact
+
+    return save_artifact(trained, tmp_path / "artifacts", {"name": "toy", "path": ""})
+
+
+def _histories(ids: tuple[str, ...]) -> list[list[str]]:
+    long = [ids[(3 * i) % len(ids)] for i in range(20)]
+    return [long[:k] for k in range(1, 20)] + [["nope", ids[1]], [], ["nope"], long]
+
+
+@pytest.mark.parametrize(("block", "positions"), [("pre", "oldest"), ("kang", "newest")])
+def test_onnx_runtime_reproduces_torch_for_every_layout(
+    block: str, positions: str, tmp_path: Path
+) -> None:
+    from recstream.model.artifact import save_artifact
+
+    version = save_artifact(_train(block, positions), tmp_path, {"name": "toy", "path": ""})
+    torch_encoder, onnx_encoder = Encoder.load(version), OnnxEncoder.load(version)
+    histories = _histories(torch_encoder.item_ids)
+    want, got = torch_encoder.encode(histories), onnx_encoder.encode(histories)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not got[-3].any() and not got[-2].any()  # nothing known: zero vector, as in torch
+
+
+def test_version_publishes_the_encoder_in_its_manifest(version: Path) -> None:
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert ENCODER_ONNX in manifest["files"]
+    encoder = OnnxEncoder.load(version.parent)  # the root resolves to the newest version
+    reference = Encoder.load(version)
+    histories = _histories(reference.item_ids)
+    np.testing.assert_allclose(encoder.encode(histories), reference.encode(histories), atol=1e-5)
+    assert encoder.known_counts(histories).tolist() == reference.known_counts(histories).tolist()
+    assert (encoder.version, encoder.max_len, encoder.dim) == ("v1", MAX_LEN, 16)
+    np.testing.assert_array_equal(encoder.item_embeddings(), reference.item_embeddings())
+
+
+def test_an_altered_encoder_file_is_refused(version: Path) -> None:
+    path = version / ENCODER_ONNX
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=ENCODER_ONNX):
+        OnnxEncoder.load(version)
+
+
+def test_backend_choice(version: Path) -> None:
+    assert isinstance(load_encoder(version), OnnxEncoder)
+    assert isinstance(load_encoder(version, "torch"), Encoder)
+    assert isinstance(load_encoder(version, "auto", "bfloat16"), Encoder)  # onnx is float32
+    with pytest.raises(ValueError, match="backend 'tensorrt' unknown"):
+        load_encoder(version, "tensorrt")
+    (version / ENCODER_ONNX).unlink()  # as in versions published before the export existed
+    assert isinstance(load_encoder(version), Encoder)
+    with pytest.raises(ArtifactError, match=r"encoder\.onnx"):
+        load_encoder(version, "onnx")
+
+
+def test_an_export_that_does_not_reproduce_torch_is_not_written(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def wrong(data: bytes, batches: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.zeros((len(b), 16), np.float32) for b in batches]
+
+    monkeypatch.setattr(onnx_export, "_run", wrong)
+    was_training = trained.model.training
+    assert not onnx_export.export_encoder(trained.model, tmp_path / ENCODER_ONNX)
+    assert not (tmp_path / ENCODER_ONNX).exists()
+    assert trained.model.training == was_training  # export leaves the model's mode alone

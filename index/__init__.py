@@ -2,11 +2,34 @@
 
 Seam with model/: a float32 ``(n_items, d)`` array of item embeddings plus the item ids in row
 order; the score is the inner product. Seam with streams/: ``ItemIndex.search``. No torch here.
+Names below load on first use, so that importing a light module of the package costs no faiss.
 """
 
-from recstream.index.artifact import load, save
-from recstream.index.build import build
-from recstream.index.filters import Allowed
-from recstream.index.item_index import IndexInfo, ItemIndex
+from __future__ import annotations
 
-__all__ = ["Allowed", "IndexInfo", "ItemIndex", "build", "load", "save"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recstream.index.artifact import load as load
+    from recstream.index.artifact import save as save
+    from recstream.index.builder import build as build
+    from recstream.index.filters import Allowed as Allowed
+    from recstream.index.item_index import IndexInfo as IndexInfo
+    from recstream.index.item_index import ItemIndex as ItemIndex
+
+_HOMES = {
+    "load": "artifact",
+    "save": "artifact",
+    "build": "builder",
+    "Allowed": "filters",
+    "IndexInfo": "item_index",
+    "ItemIndex": "item_index",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

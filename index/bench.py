@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from recstream.artifacts import read_manifest
-from recstream.index.build import build
+from recstream.index.builder import build
 from recstream.index.item_index import ItemIndex
 from recstream.index.model_files import read_model_arrays
 from recstream.index.params import faiss_threads, search_params

@@ -1,27 +1,47 @@
 """The self-attention sequential model: data, training, evaluation, export and encoding.
 
-Streams use :class:`Encoder` only; training is :func:`train` then :func:`save_artifact`.
+Streams use an encoder only (:class:`Encoder` on torch, ``onnx_encoder.OnnxEncoder`` without);
+training is :func:`train` then :func:`save_artifact`. Names below load on first use, so that
+importing a light module of the package (config, layout, histories) costs no torch.
 """
 
-from recstream.model.artifact import LoadedModel, load_artifact, save_artifact
-from recstream.model.config import ModelConfig, TrainConfig
-from recstream.model.data import Interactions, load_dataset
-from recstream.model.encoder import Encoder
-from recstream.model.report import evaluate_artifact
-from recstream.model.sasrec import SASRec
-from recstream.model.train import Trained, train
+from __future__ import annotations
 
-__all__ = [
-    "Encoder",
-    "Interactions",
-    "LoadedModel",
-    "ModelConfig",
-    "SASRec",
-    "TrainConfig",
-    "Trained",
-    "evaluate_artifact",
-    "load_artifact",
-    "load_dataset",
-    "save_artifact",
-    "train",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recstream.model.artifact import LoadedModel as LoadedModel
+    from recstream.model.artifact import load_artifact as load_artifact
+    from recstream.model.artifact import save_artifact as save_artifact
+    from recstream.model.config import ModelConfig as ModelConfig
+    from recstream.model.config import TrainConfig as TrainConfig
+    from recstream.model.data import Interactions as Interactions
+    from recstream.model.data import load_dataset as load_dataset
+    from recstream.model.encoder import Encoder as Encoder
+    from recstream.model.report import evaluate_artifact as evaluate_artifact
+    from recstream.model.sasrec import SASRec as SASRec
+    from recstream.model.training import Trained as Trained
+    from recstream.model.training import train as train
+
+_HOMES = {
+    "LoadedModel": "artifact",
+    "load_artifact": "artifact",
+    "save_artifact": "artifact",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "Interactions": "data",
+    "load_dataset": "data",
+    "Encoder": "encoder",
+    "evaluate_artifact": "report",
+    "SASRec": "sasrec",
+    "Trained": "training",
+    "train": "training",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -48,7 +48,7 @@ from recstream.model.layout import (
 )
 from recstream.model.onnx_export import export_encoder
 from recstream.model.sasrec import SASRec
-from recstream.model.train import Trained
+from recstream.model.training import Trained
 
 
 @dataclass(frozen=True)

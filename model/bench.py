@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.model.data import load_dataset
 from recstream.model.encoder import Encoder
 from recstream.model.onnx_encoder import OnnxEncoder
 from recstream.model.sequences import Vocabulary, build_sequences
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
 
 BATCHES = (1, 64)
 

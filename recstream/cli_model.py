@@ -101,7 +101,7 @@ def train(
     from recstream.cli import settings_of
     from recstream.model.artifact import save_artifact
     from recstream.model.config import ModelConfig, TrainConfig
-    from recstream.model.train import train as train_model
+    from recstream.model.training import train as train_model
 
     _log_to_stderr()
     settings = settings_of(ctx)

@@ -110,11 +110,11 @@ def simulate(
     from kafka.errors import KafkaError
 
     from recstream.cli import settings_of
+    from recstream.serving import kafka_connection
     from recstream.sim.bus import KafkaBus, NoRecommendation, SimTopics
     from recstream.sim.loop import LoopConfig, Simulation, SimulationError
     from recstream.sim.scenarios import SCENARIOS
     from recstream.sim.world import World
-    from recstream.streams.connection import KafkaConnection
 
     s = settings_of(ctx)
     log = _stderr
@@ -134,7 +134,7 @@ def simulate(
     frozen = _frozen_loader(s, root) if retrain or follow else None
     topics = SimTopics(s.topic_events, s.topic_recommendations, s.topic_items)
     try:
-        bus = KafkaBus(KafkaConnection.from_settings(s), topics, s.partitions, s.replication_factor)
+        bus = KafkaBus(kafka_connection(s), topics, s.partitions, s.replication_factor)
     except KafkaError as exc:
         log(f"simulate: cannot reach Kafka at {s.kafka_bootstrap}: {exc!r}")
         raise typer.Exit(1) from None
@@ -195,7 +195,7 @@ def _frozen_loader(s: Settings, root: Path) -> LoadFrozen:
     asked as the worker asks it (Request(sequence, excluded), top_k)."""
 
     def load(version: str) -> FrozenModel:
-        from recstream.cli_streams import load_recommender
+        from recstream.serving import load_recommender
         from recstream.sim.arms import FrozenModel
         from recstream.sim.loop import SimulationError
         from recstream.streams.recommender import Request

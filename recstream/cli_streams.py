@@ -16,9 +16,7 @@ import typer
 from recstream.settings import Settings
 
 if TYPE_CHECKING:
-    from recstream.streams.app import WorkerConfig
     from recstream.streams.bench import Load
-    from recstream.streams.recommender import Recommender
 
 
 GC_THRESHOLDS = (100_000, 50, 1000)
@@ -50,10 +48,15 @@ def worker(
     import faust
     from threadpoolctl import threadpool_limits
 
-    from recstream.artifacts import MANIFEST
+    from recstream.serving import (
+        artifacts_root,
+        kafka_connection,
+        load_recommender,
+        worker_config,
+        worker_topics,
+    )
     from recstream.streams.app import create_app
-    from recstream.streams.connection import KafkaConnection
-    from recstream.streams.topics import TopicSpec, ensure_topics
+    from recstream.streams.topics import ensure_topics
 
     s = _settings(ctx)
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(message)s")
@@ -63,20 +66,9 @@ def worker(
     except (ValueError, RuntimeError, OSError) as exc:
         typer.echo(f"recstream worker: cannot load a model from {path}: {exc}", err=True)
         raise typer.Exit(1) from None
-    kafka = KafkaConnection.from_settings(s)
-    specs = [
-        TopicSpec(s.topic_events, s.partitions),
-        TopicSpec(s.topic_recommendations, s.partitions),
-        TopicSpec(s.topic_dlq, s.partitions),
-        TopicSpec(s.topic_items, s.partitions, compacted=True),
-        # One partition: announcements stay in order (as `retrain` creates it).
-        TopicSpec(s.topic_model_updates, 1),
-        TopicSpec(s.topic_metrics, 1),
-    ]
-    ensure_topics(kafka, specs, replication=s.replication_factor)
-    # Announced versions are looked for beside the one served (or under the given root).
-    root = path.parent if (path / MANIFEST).is_file() else path
-    config = worker_config(s, recommender.max_len, root)
+    kafka = kafka_connection(s)
+    ensure_topics(kafka, worker_topics(s), replication=s.replication_factor)
+    config = worker_config(s, artifacts_root(path))
     faust_app = create_app(kafka, config, recommender, lambda p: load_recommender(p, s))
     # One compute thread per worker: numpy's and faiss's OpenBLAS and OpenMP pools default to
     # every core and spin between the small products of a micro-batch. Measured on 2 cores
@@ -97,83 +89,6 @@ def worker(
     # loop's time under load, measured with py-spy).
     worker.spinner = None
     worker.execute_from_commandline()
-
-
-def worker_config(s: Settings, max_len: int, artifacts_root: Path | None = None) -> WorkerConfig:
-    from recstream.streams.app import WorkerConfig
-    from recstream.streams.consume import ConsumerConfig
-    from recstream.streams.decoding import Limits
-    from recstream.streams.pipeline import PipelineConfig
-
-    return WorkerConfig(
-        app_id=s.app_id,
-        topic_events=s.topic_events,
-        topic_dlq=s.topic_dlq,
-        topic_recommendations=s.topic_recommendations,
-        topic_items=s.topic_items,
-        topic_model_updates=s.topic_model_updates,
-        topic_metrics=s.topic_metrics,
-        partitions=s.partitions,
-        consumer=ConsumerConfig(
-            batch_size=s.batch_size,
-            wait_s=s.batch_wait_ms / 1000,
-            commit_interval_s=s.commit_interval_ms / 1000,
-            session_timeout_s=s.session_timeout_s,
-        ),
-        web_host=s.web_host,
-        web_port=s.web_port,
-        redis_url=s.redis_url,
-        redis_password=s.redis_password.get_secret_value() if s.redis_password else None,
-        redis_prefix=s.redis_prefix,
-        limits=Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms),
-        mmr_by_category=s.mmr_similarity == "category",
-        metrics_interval_s=s.metrics_interval_s,
-        worker_id=s.worker_id or "",
-        artifacts_root=artifacts_root or s.artifacts,
-        pipeline=PipelineConfig(
-            k=s.top_k,
-            max_len=max_len,
-            weights=dict(s.event_weights),
-            trending_half_life_ms=s.trending_half_life_hours * 3600 * 1000,
-            attribution_window_ms=int(s.attribution_window_s * 1000),
-            served_kept=s.attribution_lists,
-            cached_users=s.state_cache_users,
-        ),
-    )
-
-
-def load_recommender(path: Path, s: Settings) -> Recommender:
-    """The newest (or given) artifact's encoder + index; trending-only when there is none yet."""
-    from recstream.artifacts import list_versions, resolve_version
-
-    if not (path / "manifest.json").is_file() and not list_versions(path):
-        logging.getLogger("recstream.worker").warning(
-            "no model artifact under %s yet: serving trending items only", path
-        )
-        from recstream.streams.recommender import NoModel
-
-        return NoModel()
-    from recstream.index import load as load_index
-    from recstream.model.serving import load_encoder
-    from recstream.streams.recommender import ModelRecommender
-
-    def load(version: Path) -> Recommender:
-        encoder = load_encoder(version, s.encoder_backend, s.encoder_dtype, threads=1)
-        index = load_index(version, threads=1)
-        return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)
-
-    if (path / "manifest.json").is_file():
-        return load(resolve_version(path))  # exactly this version, or an error
-    # A root: the newest version that verifies. A broken newest one (say, refused by a hot
-    # swap and left on disk) must not keep a restarted worker from serving the previous one.
-    problems = []
-    for version in reversed(list_versions(path)):
-        try:
-            return load(version)
-        except (ValueError, RuntimeError, OSError) as exc:  # ArtifactError, bad config, I/O
-            logging.getLogger("recstream.worker").error("skipping %s: %s", version, exc)
-            problems.append(f"{version.name}: {exc}")
-    raise ValueError(f"no usable model version under {path}: " + "; ".join(problems))
 
 
 def _lines(path: Path | None) -> TextIO:
@@ -200,12 +115,12 @@ def publish(
     """Publish events (one JSON object per line) keyed by user_id."""
     from kafka import KafkaProducer
 
-    from recstream.streams.connection import KafkaConnection
+    from recstream.serving import kafka_connection
     from recstream.streams.decoding import InvalidEvent, Limits, decode_event
 
     s = _settings(ctx)
     limits = Limits(max_bytes=s.max_event_bytes, max_future_skew_ms=s.max_future_skew_ms)
-    producer = KafkaProducer(**KafkaConnection.from_settings(s).kafka_python_kwargs(), acks="all")
+    producer = KafkaProducer(**kafka_connection(s).kafka_python_kwargs(), acks="all")
     sent, bad = 0, 0
     now = int(time.time() * 1000)
     for lineno, line in enumerate(_lines(file), start=1):
@@ -245,13 +160,13 @@ def tail(
     """Print records (recommendations by default) as they arrive, one JSON object per line."""
     from kafka import KafkaConsumer
 
-    from recstream.streams.connection import KafkaConnection
+    from recstream.serving import kafka_connection
 
     logging.getLogger("kafka").setLevel(logging.WARNING)
     s = _settings(ctx)
     consumer = KafkaConsumer(
         topic or s.topic_recommendations,
-        **KafkaConnection.from_settings(s).kafka_python_kwargs(),
+        **kafka_connection(s).kafka_python_kwargs(),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         consumer_timeout_ms=int(timeout * 1000) if timeout else float("inf"),
@@ -397,6 +312,7 @@ def bench_pipeline(
 
     from threadpoolctl import threadpool_limits
 
+    from recstream.serving import load_recommender, secret, worker_config
     from recstream.streams.bench_pipeline import PipelinePlan, run
     from recstream.streams.connection import redis_client
 
@@ -404,8 +320,8 @@ def bench_pipeline(
     root = artifacts or s.artifacts
     recommender = load_recommender(root, s)
     load = _real_load(_histories(data), users, preload, seed)
-    config = worker_config(s, recommender.max_len).pipeline
-    password = s.redis_password.get_secret_value() if s.redis_password else None
+    config = worker_config(s).pipeline
+    password = secret(s.redis_password)
     threadpool_limits(limits=1)  # as the worker
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -32,7 +32,8 @@ from recstream.artifacts import (
 from recstream.model.artifact import LoadedModel, load_artifact, save_artifact
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
-from recstream.model.train import Trained, train
+from recstream.model.training import Trained, train
+from recstream.serving import kafka_connection
 from recstream.settings import Settings
 from recstream.streams.batches import RawMessage, split_batch
 from recstream.streams.connection import KafkaConnection
@@ -166,7 +167,7 @@ def read_events(
     stall_s: float = STALL_S,
 ) -> LogRead:
     """Read ``settings.topic_events`` after ``start`` (all of it without) up to its end now."""
-    kafka = KafkaConnection.from_settings(settings)
+    kafka = kafka_connection(settings)
     limits = Limits(settings.max_event_bytes, settings.max_future_skew_ms)
     try:
         return _read(kafka, settings.topic_events, start, limits, stall_s)
@@ -436,7 +437,7 @@ def model_update(version_dir: Path) -> ModelUpdate:
 
 def announce_version(settings: Settings, update: ModelUpdate, timeout_s: float = 30) -> None:
     """Publish ``update`` on ``model-updates`` (keyed by the version) and wait for the ack."""
-    kafka = KafkaConnection.from_settings(settings)
+    kafka = kafka_connection(settings)
     topic = settings.topic_model_updates
     try:
         # One partition: announcements stay in order for every reader.
@@ -460,7 +461,7 @@ def pending_events(settings: Settings, artifacts_root: Path) -> int:
     when it recorded none): a cheap check of end offsets, no record is fetched."""
     base = newest_version(artifacts_root)
     recorded = recorded_offsets(base) if base is not None else None
-    kafka = KafkaConnection.from_settings(settings)
+    kafka = kafka_connection(settings)
     topic = settings.topic_events
     try:
         consumer = KafkaConsumer(

@@ -12,18 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EVENT_TYPES: tuple[str, ...] = ("click", "purchase", "view", "add_to_cart", "like", "skip")
-
-# How much each interaction type says about a user's taste; `skip` is negative feedback
-# and contributes nothing to the sequence the model sees.
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "click": 1.0,
-    "purchase": 3.0,
-    "view": 0.5,
-    "add_to_cart": 2.0,
-    "like": 1.5,
-    "skip": 0.0,
-}
+from recstream.contract import DEFAULT_EVENT_WEIGHTS, EVENT_TYPES
 
 
 class Settings(BaseSettings):

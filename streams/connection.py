@@ -1,4 +1,4 @@
-"""How to reach Kafka and Redis, as plain values built once from :class:`Settings`.
+"""How to reach Kafka and Redis, as plain values (built from the settings by recstream.serving).
 
 Both the faust worker (aiokafka underneath) and the small synchronous tools (kafka-python:
 publish, tail, tests) are configured from the same :class:`KafkaConnection`, so SASL and TLS
@@ -15,8 +15,6 @@ from typing import Any
 import faust
 from redis.asyncio import Redis
 
-from recstream.settings import Settings
-
 
 @dataclass(frozen=True)
 class KafkaConnection:
@@ -29,22 +27,6 @@ class KafkaConnection:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> KafkaConnection:
-        return cls(
-            bootstrap=s.kafka_bootstrap,
-            security_protocol=s.kafka_security_protocol,
-            sasl_mechanism=s.kafka_sasl_mechanism,
-            sasl_username=s.kafka_sasl_username,
-            sasl_password=s.kafka_sasl_password.get_secret_value()
-            if s.kafka_sasl_password
-            else None,
-            ssl_cafile=s.kafka_ssl_cafile,
-            ssl_certfile=s.kafka_ssl_certfile,
-            ssl_keyfile=s.kafka_ssl_keyfile,
-            ssl_check_hostname=s.kafka_ssl_check_hostname,
-        )
 
     @property
     def servers(self) -> list[str]:

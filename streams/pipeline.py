@@ -64,7 +64,6 @@ from recstream.streams.trending import (
 @dataclass(frozen=True)
 class PipelineConfig:
     k: int = 10
-    max_len: int = 200
     weights: dict[str, float] = field(default_factory=dict)
     trending_half_life_ms: float = 6 * 3600 * 1000
     event_id_ttl_s: int = 7 * 24 * 3600
@@ -82,7 +81,7 @@ class Outgoing:
     items: Scored
     model_version: str
     created_ts: int
-    payload: bytes  # the ``recommendations`` record (DESIGN.md)
+    payload: bytes  # the ``recommendations`` record (docs/contract.md)
 
 
 @dataclass
@@ -163,14 +162,16 @@ class Pipeline:
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
+        recommender = self.recommender  # one model for the whole batch, even during a swap
         snapshot = await self._read(batch)
-        states, flags, after = self._apply(batch, snapshot)
+        # States keep as many items as the model serving this batch reads: a swap to a model
+        # of another length changes what the next events keep.
+        states, flags, after = self._apply(batch, snapshot, recommender.max_len)
         applied = [v for v, done in zip(batch, flags, strict=True) if done]
         # Unavailable items join each user's exclusions: the index drops those by row number,
         # which is far cheaper than a per-candidate availability callback.
         unavailable = tuple(self.catalog.unavailable)
         requests = [Request(s.sequence, _excluded(s, unavailable)) for s in after]
-        recommender = self.recommender  # one model for the whole batch, even during a swap
         lists = recommender.recommend(requests, self.config.k)
         warm = [bool(items) for items in lists]  # made by the model, not trending
         lists = await self._fill_cold(lists, after)
@@ -252,7 +253,7 @@ class Pipeline:
             self.cache.watermarks[part] = max(known, offset)
 
     def _apply(
-        self, batch: Sequence[Valid], snap: Snapshot
+        self, batch: Sequence[Valid], snap: Snapshot, max_len: int
     ) -> tuple[dict[str, UserState], list[bool], list[UserState]]:
         """Fold the batch into the states; returns the final states, whether each event was
         applied (not a replay or duplicate) and each event's state right after it."""
@@ -267,7 +268,7 @@ class Pipeline:
             if not (replay or duplicate):
                 category = self.catalog.category(event.item_id)
                 states[event.user_id] = apply_event(
-                    states[event.user_id], event, self.config.weights, self.config.max_len, category
+                    states[event.user_id], event, self.config.weights, max_len, category
                 )
                 if event.event_id is not None:
                     seen_ids.add(event.event_id)

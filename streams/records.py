@@ -1,4 +1,4 @@
-"""The JSON records on recstream's topics, declared once (see DESIGN.md, "Topics")."""
+"""The JSON records on recstream's topics, declared once (docs/contract.md, "Topics")."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-EventType = Literal["click", "purchase", "view", "add_to_cart", "like", "skip"]
+from recstream.contract import EventType
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 # Epoch milliseconds below this (March 1973) are almost surely epoch *seconds* sent by mistake.

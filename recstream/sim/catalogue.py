@@ -35,7 +35,7 @@ class Catalogue:
         return len(self.ids)
 
     def records(self) -> list[dict[str, Any]]:
-        """The catalogue as ``items`` topic values (DESIGN.md)."""
+        """The catalogue as ``items`` topic values (docs/contract.md)."""
         return [
             {"item_id": i, "title": t, "category": self.category_names[c], "available": True}
             for i, t, c in zip(self.ids, self.titles, self.category.tolist(), strict=True)

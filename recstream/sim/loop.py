@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.sim.arms import SERVED, Counterfactuals, FrozenModel, Scoreboard, rows_of
 from recstream.sim.bus import Bus, Position
 from recstream.sim.metrics import SUMMARY_KEYS, mean_of

@@ -11,7 +11,7 @@ import numpy as np
 
 from recstream.sim.world import Reaction
 
-# The keys DESIGN.md fixes for each round and for the baseline.
+# The keys docs/contract.md fixes for each round and for the baseline.
 METRICS = ("ctr", "conversion", "coverage", "diversity")
 # Averaged over the rounds for each arm.
 SUMMARY_KEYS = (*METRICS, "ctr@k")

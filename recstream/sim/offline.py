@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.sim.catalogue import Catalogue
 from recstream.sim.metrics import Popularity
 from recstream.sim.policies import CategoryTrending, ItemKNN

@@ -22,19 +22,21 @@ from tests.integration.conftest import Names, Worker, read_topic, wait_until
 from tests.integration.test_model_pipeline import GENRES, PER_GENRE, genre_log
 
 pytestmark = pytest.mark.integration
+SHORT = 6  # the second model's history length: states follow it after the swap
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    """Two tiny models of the same log (seeds 0 and 1), each with its index: ``<root>/v1``."""
+    """Two tiny models of the same log (seeds 0 and 1; history lengths 16 and 6), each with
+    its index: ``<root>/v1``."""
     from recstream.index import build, save
     from recstream.index.artifact import read_model_arrays
     from recstream.model import Interactions, ModelConfig, TrainConfig, save_artifact, train
 
     out = {}
     data = Interactions.from_rows(genre_log(), {"dataset": "genre-test"})
-    shape = ModelConfig(max_len=16, dim=32, n_layers=1, n_heads=1, dropout=0.1)
     for seed in (0, 1):
+        shape = ModelConfig(max_len=SHORT if seed else 16, dim=32, n_layers=1, n_heads=1)
         root = tmp_path_factory.mktemp(f"seed{seed}")
         config = TrainConfig(epochs=4, batch_size=64, seed=seed, threads=1)
         model = train(data, shape, config, progress=False)
@@ -144,6 +146,14 @@ def test_hot_swap_under_load_loses_no_event(
     assert set(by_version) == {"v1", "v2"}
     assert max(by_version["v1"]) <= min(by_version["v2"])  # a clean switch between batches
     assert len(by_version["v2"]) >= 50
+    # States keep what the model serving them reads: every user whose latest list v2 made
+    # keeps at most SHORT items, though v1 kept up to 16 and everyone had more clicks.
+    latest = {x["user_id"]: x for x in lists}
+    after = [u for u, x in latest.items() if x["model_version"] == "v2"]
+    assert len(after) >= 20
+    for user in after:
+        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        assert 1 <= len(state["seq"]) <= SHORT, state
     assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=5, settle_s=1) == []
 
     entry = serving(r, names, worker_id)

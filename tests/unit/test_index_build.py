@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recstream.index import build
-from recstream.index.build import auto_factory
+from recstream.index.builder import auto_factory
 from recstream.index.synthetic import clustered_catalogue, user_queries
 from recstream.index.tuning import exact_top, recall
 

@@ -16,7 +16,7 @@ from recstream.model.artifact import EMBEDDINGS, ITEM_IDS, WEIGHTS, load_artifac
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.encoder import Encoder
-from recstream.model.train import Trained, train
+from recstream.model.training import Trained, train
 
 MAX_LEN = 6
 

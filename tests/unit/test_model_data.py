@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.model.data import Interactions, load_dataset, load_genres, load_table
 from recstream.model.sequences import (
     build_sequences,
@@ -19,7 +20,6 @@ from recstream.model.sequences import (
     training_batch,
     training_windows,
 )
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
 
 ML1M = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ml-1m"
 ROWS = [("u1", "b", 2, "click"), ("u1", "a", 1, "click"), ("u2", "a", 5, "purchase")]

@@ -12,7 +12,7 @@ from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.losses import next_item_loss
 from recstream.model.sasrec import SASRec
-from recstream.model.train import Trained, train
+from recstream.model.training import Trained, train
 
 N_ITEMS = 12
 SMALL = ModelConfig(max_len=8, dim=32, n_layers=1, n_heads=2, dropout=0.0)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.model.artifact import load_artifact, save_artifact
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.sasrec import SASRec
 from recstream.model.sequences import Vocabulary, build_sequences, extend_vocabulary
-from recstream.model.train import train
+from recstream.model.training import train
 from recstream.model.warm import copy_weights, warm_config
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
 
 TINY = ModelConfig(max_len=6, dim=8, n_layers=1, n_heads=2, dropout=0.0)
 QUICK = TrainConfig(epochs=1, batch_size=8, eval_every=1, threads=1)

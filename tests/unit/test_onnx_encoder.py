@@ -17,7 +17,7 @@ from recstream.model.encoder import Encoder
 from recstream.model.layout import ENCODER_ONNX
 from recstream.model.onnx_encoder import OnnxEncoder
 from recstream.model.serving import load_encoder
-from recstream.model.train import Trained, train
+from recstream.model.training import Trained, train
 
 MAX_LEN = 7
 

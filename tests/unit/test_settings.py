@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from recstream.settings import DEFAULT_EVENT_WEIGHTS, Settings
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
+from recstream.serving import kafka_connection
+from recstream.settings import Settings
 from recstream.streams.connection import KafkaConnection
 
 
@@ -63,7 +65,7 @@ def test_sasl_ssl_settings_reach_both_kafka_clients(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RECSTREAM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
     monkeypatch.setenv("RECSTREAM_KAFKA_SASL_USERNAME", "svc")
     monkeypatch.setenv("RECSTREAM_KAFKA_SASL_PASSWORD", "pw")
-    kafka = KafkaConnection.from_settings(Settings())
+    kafka = kafka_connection(Settings())
     kwargs = kafka.kafka_python_kwargs()
     assert kwargs["bootstrap_servers"] == ["b1:9093", "b2:9093"]
     assert kwargs["security_protocol"] == "SASL_SSL"
@@ -91,9 +93,9 @@ def test_plaintext_has_no_credentials() -> None:
 def test_worker_settings_flow_into_the_worker_and_consumer_config(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recstream.cli_streams import worker_config
+    from recstream.serving import worker_config
 
     monkeypatch.setenv("RECSTREAM_COMMIT_INTERVAL_MS", "250")
     monkeypatch.setenv("RECSTREAM_BATCH_WAIT_MS", "20")
-    config = worker_config(Settings(), max_len=50)
+    config = worker_config(Settings())
     assert config.consumer.commit_interval_s == 0.25 and config.consumer.wait_s == 0.02

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import recstream.cli_streams
+import recstream.serving
 from recstream.cli_sim import FROZEN_BATCH, _frozen_loader
 from recstream.settings import Settings
 from recstream.sim.loop import SimulationError
@@ -36,7 +36,7 @@ def test_the_frozen_model_is_the_versions_recommender_asked_in_batches(
         loaded.append(path)
         return fake
 
-    monkeypatch.setattr(recstream.cli_streams, "load_recommender", load_recommender)
+    monkeypatch.setattr(recstream.serving, "load_recommender", load_recommender)
     frozen = _frozen_loader(Settings(), tmp_path)("v1")
     assert loaded == [tmp_path / "v1"]
     assert (frozen.version, frozen.max_len) == ("v1", 7)
@@ -54,6 +54,6 @@ def test_a_version_that_cannot_be_loaded_is_a_simulation_error(
     def broken(path: Path, s: Settings) -> None:
         raise ValueError("checksum mismatch")
 
-    monkeypatch.setattr(recstream.cli_streams, "load_recommender", broken)
+    monkeypatch.setattr(recstream.serving, "load_recommender", broken)
     with pytest.raises(SimulationError, match="v3 for model_frozen: checksum mismatch"):
         _frozen_loader(Settings(), tmp_path)("v3")

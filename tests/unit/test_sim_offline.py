@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recstream.cli import app
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.sim.offline import (
     METHODS,
     Baselines,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.streams.records import Event
 from recstream.streams.state import MAX_SEEN, UserState, apply_event
 

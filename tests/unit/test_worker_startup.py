@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recstream.cli_streams import load_recommender
 from recstream.index import build
 from recstream.model.artifact import WEIGHTS, save_artifact
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.encoder import Encoder
-from recstream.model.train import train
+from recstream.model.training import train
+from recstream.serving import load_recommender
 from recstream.settings import Settings
 
 

@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from recstream.contract import DEFAULT_EVENT_WEIGHTS
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.evaluate import evaluation_task, masked_ndcg_hr, model_scores
@@ -38,7 +39,6 @@ from recstream.model.sequences import (
     training_windows,
 )
 from recstream.model.warm import check_prefix, copy_weights, warm_config
-from recstream.settings import DEFAULT_EVENT_WEIGHTS
 
 if TYPE_CHECKING:  # artifact.py imports this module
     from recstream.model.artifact import LoadedModel

@@ -86,8 +86,9 @@ def _verify_file(path: Path, entry: dict[str, Any]) -> None:
         raise ArtifactError(f"{path}: sha256 mismatch with the manifest (file altered or corrupt)")
 
 
-def version_number(path: Path) -> int | None:
-    match = _VERSION_RE.match(path.name)
+def version_number(version: str | Path) -> int | None:
+    """``v12`` (a name, or a version directory) → 12; anything else (``none``) → None."""
+    match = _VERSION_RE.match(version.name if isinstance(version, Path) else version)
     return int(match.group(1)) if match else None
 
 

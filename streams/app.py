@@ -21,6 +21,7 @@ from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,10 +31,11 @@ from recstream.streams.connection import KafkaConnection, redis_client
 from recstream.streams.consume import ConsumerConfig, EventConsumer
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
-from recstream.streams.metrics import OnlineMetrics, read_cluster, snapshot
+from recstream.streams.metrics import OnlineMetrics
 from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import CatalogItem, ModelUpdate
+from recstream.streams.snapshots import read_cluster, snapshot
 from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
@@ -165,7 +167,26 @@ def create_app(
     load: Callable[[Path], Recommender] | None = None,
 ) -> faust.App:
     """The worker. ``load`` (artifact version directory → recommender) enables hot swaps."""
-    app = faust.App(
+    app = faust_app(kafka, config)
+    keys = Keys(config.redis_prefix)
+    redis = redis_client(config.redis_url, config.redis_password)
+    metrics = OnlineMetrics(recommender.version, now_ms())
+    pipeline = Pipeline(redis, keys, recommender, config.pipeline, metrics=metrics)
+    output = Output(app, config, redis, keys)
+    swapper = ModelSwapper(pipeline, metrics, redis, keys, config)
+    pipeline.recommender = swapper.prepare(recommender)
+    consumer = add_events(app, kafka, config, pipeline, output)
+    add_catalogue(app, config, pipeline, output)
+    add_model_updates(app, kafka, config, swapper, load)
+    add_metrics(app, config, swapper)
+    add_web(app, metrics, redis, keys)
+    app.pipeline = pipeline  # type: ignore[attr-defined]
+    app.events_consumer = consumer  # type: ignore[attr-defined]
+    return app
+
+
+def faust_app(kafka: KafkaConnection, config: WorkerConfig) -> faust.App:
+    return faust.App(
         # The events group is config.app_id (see consume.py); faust's own consumer, for the
         # catalogue, joins a group of its own: the two use different assignment protocols.
         f"{config.app_id}-catalogue",
@@ -184,46 +205,46 @@ def create_app(
         # Without linger every list is its own produce request; 2 ms batches them at high rates.
         producer_linger=0.002,
     )
-    items_topic = raw_topic(app, config.topic_items)
-    out_topic = config.topic_recommendations
-    events = config.topic_events
-    keys = Keys(config.redis_prefix)
-    redis = redis_client(config.redis_url, config.redis_password)
-    worker_id = config.worker_id or default_worker_id()
-    metrics = OnlineMetrics(recommender.version, now_ms())
-    pipeline = Pipeline(redis, keys, recommender, config.pipeline, metrics=metrics)
-    registry = CollectorRegistry()
-    registry.register(metrics)
-    ProcessCollector(registry=registry)
 
-    def prepare(model: Recommender) -> Recommender:
-        if config.mmr_by_category and isinstance(model, ModelRecommender):
-            model.category_of = lambda item: pipeline.catalog.category(item)
-        return model
 
-    prepare(recommender)
+class Output:
+    """Lists to ``recommendations``, rejected input to the DLQ, straight to faust's producer
+    (its Topic.send wraps every message in futures and callbacks we do not use). Returns the
+    delivery futures: the consumer commits only once they are delivered."""
 
-    async def send_dead_letters(rejected: Sequence[Rejected]) -> list[Awaitable[Any]]:
+    def __init__(self, app: faust.App, config: WorkerConfig, redis: Redis, keys: Keys) -> None:
+        self.app, self.config, self.redis, self.keys = app, config, redis, keys
+
+    async def lists(self, recs: Sequence[Outgoing]) -> list[Awaitable[Any]]:
+        send, topic = self.app.producer.send, self.config.topic_recommendations
+        return [await send(topic, r.user_id.encode(), r.payload, None, None, None) for r in recs]
+
+    async def dead_letters(self, rejected: Sequence[Rejected]) -> list[Awaitable[Any]]:
+        send, topic = self.app.producer.send, self.config.topic_dlq
         sent = []
         for item in rejected:
             value = item.letter.model_dump_json().encode()
-            sent.append(
-                await app.producer.send(config.topic_dlq, item.key, value, None, None, None)
-            )
-        await retry(lambda: redis.hincrby(keys.stats(), "rejected", len(rejected)), "counting")
+            sent.append(await send(topic, item.key, value, None, None, None))
+        count = functools.partial(self.redis.hincrby, self.keys.stats(), "rejected", len(rejected))
+        await retry(count, "counting")
         return sent
+
+
+def add_events(
+    app: faust.App,
+    kafka: KafkaConnection,
+    config: WorkerConfig,
+    pipeline: Pipeline,
+    output: Output,
+) -> EventConsumer:
+    """The events consumer (aiokafka, beside faust) and the task that keeps it running."""
 
     async def handle(batch: Sequence[RawMessage]) -> list[Awaitable[Any]]:
         valid, rejected = split_batch(batch, now_ms(), config.limits)
         recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
-        sent = []
-        for rec in recs:
-            # Straight to the producer: faust's Topic.send wraps every message in futures and
-            # callbacks we do not use. The consumer commits only once these are delivered.
-            key = rec.user_id.encode()
-            sent.append(await app.producer.send(out_topic, key, rec.payload, None, None, None))
+        sent = await output.lists(recs)
         if rejected or failed:
-            sent += await send_dead_letters(rejected + failed)
+            sent += await output.dead_letters(rejected + failed)
         return sent
 
     consumer = EventConsumer(
@@ -233,7 +254,7 @@ def create_app(
         config.consumer,
         handle,
         app.producer.flush,
-        lag=metrics.lag,
+        lag=pipeline.metrics.lag,
         on_rebalance=pipeline.cache.clear,
     )
 
@@ -246,7 +267,9 @@ def create_app(
                 if consumer.stopping or app.should_stop:
                     break
                 # Nothing past the last commit is lost: a new consumer resumes from it.
-                log.exception("reading %s failed; resuming from the last commit in 2 s", events)
+                log.exception(
+                    "reading %s failed; resuming from the last commit in 2 s", config.topic_events
+                )
                 await asyncio.sleep(2.0)
 
     @app.on_before_shutdown.connect
@@ -255,14 +278,21 @@ def create_app(
         # group is left, so the partitions move on at once and nothing is read twice.
         await consumer.stop()
 
-    @app.agent(items_topic, concurrency=1)
+    return consumer
+
+
+def add_catalogue(app: faust.App, config: WorkerConfig, pipeline: Pipeline, output: Output) -> None:
+    """The ``items`` topic into Redis, and every worker's copy of it refreshed on a timer."""
+    redis, keys = pipeline.redis, pipeline.keys
+
+    @app.agent(raw_topic(app, config.topic_items), concurrency=1)
     async def catalogue(stream: faust.StreamT) -> None:
         async for batch in micro_batches(stream, 500, 0.05):
             items, rejected = parse_items([raw_message(e) for e in batch], now_ms())
             if items:
                 await retry(functools.partial(store_items, redis, keys, items), "storing items")
             if rejected:
-                await send_dead_letters(rejected)
+                await output.dead_letters(rejected)
 
     @app.timer(config.catalog_refresh_s)
     async def reload_catalogue() -> None:
@@ -271,55 +301,99 @@ def create_app(
         except TRANSIENT as exc:
             log.warning("catalogue refresh failed: %r", exc)
 
-    async def record_serving() -> None:
-        """Which version this worker serves since when, for scripts that wait for a swap."""
-        entry = {"version": metrics.serving, "since_ms": metrics.since_ms, "seen_ms": now_ms()}
-        await redis.hset(keys.workers(), worker_id, json.dumps(entry))
 
-    async def apply_update(load: Callable[[Path], Recommender], update: ModelUpdate) -> bool:
-        current = pipeline.recommender.version
+class ModelSwapper:
+    """Hands announced versions to the pipeline between batches, and records in Redis which
+    version this worker serves since when."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        metrics: OnlineMetrics,
+        redis: Redis,
+        keys: Keys,
+        config: WorkerConfig,
+    ) -> None:
+        self.pipeline, self.metrics, self.redis, self.keys = pipeline, metrics, redis, keys
+        self.config = config
+        self.worker_id = config.worker_id or default_worker_id()
+
+    def prepare(self, model: Recommender) -> Recommender:
+        """Category similarity for MMR, when configured, from the catalogue of the moment."""
+        if self.config.mmr_by_category and isinstance(model, ModelRecommender):
+            return model.with_categories(lambda item: self.pipeline.catalog.category(item))
+        return model
+
+    async def record_serving(self) -> None:
+        """Which version this worker serves since when, for scripts that wait for a swap."""
+        m = self.metrics
+        entry = {"version": m.serving, "since_ms": m.since_ms, "seen_ms": now_ms()}
+        await self.redis.hset(self.keys.workers(), self.worker_id, json.dumps(entry))
+
+    async def apply(self, load: Callable[[Path], Recommender], update: ModelUpdate) -> bool:
+        current = self.pipeline.recommender.version
         log.info("model %s announced (%s); serving %s", update.version, update.path, current)
         try:
-            fresh = prepare(await load_update(update, config.artifacts_root, load))
+            fresh = self.prepare(await load_update(update, self.config.artifacts_root, load))
         except Exception as exc:
             log.error("refusing model %s, still serving %s: %s", update.version, current, exc)
-            metrics.swaps["failed"] += 1
-            await retry(lambda: redis.hincrby(keys.stats(), "swap_failures", 1), "counting")
+            self.metrics.swaps["failed"] += 1
+            count = functools.partial(self.redis.hincrby, self.keys.stats(), "swap_failures", 1)
+            await retry(count, "counting")
             return False
-        # The agent takes the recommender once per batch: the swap lands between batches.
-        pipeline.recommender = fresh
-        metrics.serve(fresh.version, now_ms())
-        metrics.swaps["ok"] += 1
+        # The pipeline takes the recommender once per batch: the swap lands between batches.
+        self.pipeline.recommender = fresh
+        self.metrics.serve(fresh.version, now_ms())
+        self.metrics.swaps["ok"] += 1
         log.info("now serving model %s", fresh.version)
-        await retry(record_serving, "recording the served version")
+        await retry(self.record_serving, "recording the served version")
         return True
 
+
+def add_model_updates(
+    app: faust.App,
+    kafka: KafkaConnection,
+    config: WorkerConfig,
+    swapper: ModelSwapper,
+    load: Callable[[Path], Recommender] | None,
+) -> None:
     @app.task
     async def follow_model_updates() -> None:
-        await retry(record_serving, "recording the served version")
+        await retry(swapper.record_serving, "recording the served version")
         if load is None:
             return
-        apply = functools.partial(apply_update, load)
+        apply = functools.partial(swapper.apply, load)
+        topic = config.topic_model_updates
         while True:
             try:
-                await follow(
-                    kafka, config.topic_model_updates, lambda: pipeline.recommender.version, apply
-                )
+                await follow(kafka, topic, lambda: swapper.pipeline.recommender.version, apply)
             except Exception:
-                log.exception("following %s failed; again in 2 s", config.topic_model_updates)
+                log.exception("following %s failed; again in 2 s", topic)
                 await asyncio.sleep(2.0)
+
+
+def add_metrics(app: faust.App, config: WorkerConfig, swapper: ModelSwapper) -> None:
+    """A snapshot on the ``metrics`` topic every interval (the heartbeat in Redis with it)."""
+    worker_id = swapper.worker_id
 
     @app.timer(config.metrics_interval_s)
     async def publish_metrics() -> None:
         try:
-            cluster = await read_cluster(redis, keys)
-            await record_serving()  # doubles as a heartbeat (seen_ms)
+            cluster = await read_cluster(swapper.redis, swapper.keys)
+            await swapper.record_serving()  # doubles as a heartbeat (seen_ms)
         except TRANSIENT as exc:
             log.warning("metrics snapshot skipped: %r", exc)
             return
-        record = snapshot(worker_id, now_ms(), metrics, cluster)
+        record = snapshot(worker_id, now_ms(), swapper.metrics, cluster)
         value = json.dumps(record, separators=(",", ":")).encode()
         await app.producer.send(config.topic_metrics, worker_id.encode(), value, None, None, None)
+
+
+def add_web(app: faust.App, metrics: OnlineMetrics, redis: Redis, keys: Keys) -> None:
+    """``/metrics`` (Prometheus) and the pull API."""
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    ProcessCollector(registry=registry)
 
     @app.page("/metrics")
     async def prometheus(web: View, request: Request) -> WebResponse:
@@ -335,7 +409,3 @@ def create_app(
         if stored is None:
             return web.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
         return web.bytes(_as_bytes(stored), content_type="application/json")
-
-    app.pipeline = pipeline  # type: ignore[attr-defined]
-    app.events_consumer = consumer  # type: ignore[attr-defined]
-    return app

@@ -6,7 +6,9 @@ The same numbers in three places:
   in the pipeline's batch script) and a HyperLogLog of the items shown, for catalogue coverage;
 - Prometheus (``GET /metrics``): this process's counters and histograms;
 - the ``metrics`` topic: a periodic JSON snapshot per worker, with the cluster-wide counters
-  and this worker's latency percentiles since its previous snapshot.
+  and this worker's latency percentiles since its previous snapshot (``snapshots.py``).
+
+Intra-list diversity is computed in ``diversity.py``.
 
 Everything here is computed once per batch with numpy (histograms are bucketed by
 ``np.searchsorted``), never with one call per event.
@@ -15,9 +17,8 @@ Everything here is computed once per batch with numpy (histograms are bucketed b
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from prometheus_client.core import (
@@ -26,77 +27,14 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from redis.asyncio import Redis
 
 from recstream.streams.attribution import Hit
-from recstream.streams.keys import Keys
-from recstream.streams.mmr import unit_rows
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DIVERSITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5)
 # Latency samples kept between two snapshots, for exact percentiles (later ones are dropped).
 INTERVAL_SAMPLES = 200_000
-SNAPSHOT_VERSIONS = 8  # newest versions reported in a snapshot
-
-
-def version_number(version: str) -> int | None:
-    """``"v12"`` → 12; anything else (``"none"``) → None."""
-    if version.startswith("v") and version[1:].isdigit():
-        return int(version[1:])
-    return None
-
-
-# ---- intra-list diversity (mean dissimilarity of the pairs of one list) ----
-
-
-def _pairs(lengths: np.ndarray, width: int) -> np.ndarray:
-    """``[B, K, K]`` True for each ordered pair of two different real slots."""
-    slots = np.arange(width)[None, :] < lengths[:, None]
-    return slots[:, :, None] & slots[:, None, :] & ~np.eye(width, dtype=bool)
-
-
-def _mean_over_pairs(similarity: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    n = pairs.sum(axis=(1, 2))
-    total = np.where(pairs, similarity, 0.0).sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, 1.0 - total / np.maximum(n, 1), np.nan)
-
-
-def category_diversity(
-    lists: Sequence[Sequence[str]], category_of: Callable[[str], str | None]
-) -> np.ndarray:
-    """Per list, the share of item pairs whose categories differ (an item without a category
-    differs from every other); NaN for a list of fewer than two items."""
-    width = max((len(r) for r in lists), default=0)
-    codes = np.full((len(lists), width), -1, dtype=np.int64)
-    names: dict[str, int] = {}
-    for b, row in enumerate(lists):
-        for j, item in enumerate(row):
-            cat = category_of(item)
-            if cat is not None:
-                codes[b, j] = names.setdefault(cat, len(names))
-    same = (codes[:, :, None] == codes[:, None, :]) & (codes[:, :, None] >= 0)
-    lengths = np.fromiter((len(r) for r in lists), dtype=np.int64, count=len(lists))
-    return _mean_over_pairs(same.astype(np.float64), _pairs(lengths, width))
-
-
-def embedding_diversity(lengths: Sequence[int], table: np.ndarray) -> np.ndarray:
-    """Per list, 1 − the mean cosine similarity of its item pairs. ``table``: the item
-    vectors of all lists, concatenated in order (``sum(lengths)`` rows)."""
-    sizes = np.asarray(lengths, dtype=np.int64)
-    if not sizes.size:
-        return np.empty(0)
-    width = int(sizes.max())
-    slots = np.arange(width)[None, :] < sizes[:, None]
-    unit = np.zeros((len(sizes), width, table.shape[1]), dtype=np.float32)
-    unit[slots] = unit_rows(np.asarray(table, dtype=np.float32))  # fills list by list
-    # Sum over ordered pairs i != j of u_i·u_j = |sum_i u_i|^2 - sum_i |u_i|^2: no K×K matrix.
-    total = unit.sum(axis=1)
-    pair_sum = (total * total).sum(axis=1) - (unit * unit).sum(axis=(1, 2))
-    pairs = sizes * (sizes - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, 1.0 - pair_sum / np.maximum(pairs, 1), np.nan)
 
 
 # ---- one batch ----
@@ -229,12 +167,10 @@ class OnlineMetrics:
         return latency, batch
 
     def collect(self) -> Iterator[Metric]:
-        events = CounterMetricFamily(
-            "recstream_events", "Valid events processed (replayed: replays and duplicates)",
-            labels=["outcome"],
-        )  # fmt: skip
-        for outcome in ("applied", "replayed"):
-            events.add_metric([outcome], self.events[outcome])
+        yield from self._per_version()
+        yield from self._per_worker()
+
+    def _per_version(self) -> Iterator[Metric]:
         lists = CounterMetricFamily(
             "recstream_lists", "Recommendation lists served", labels=["version"]
         )
@@ -268,6 +204,15 @@ class OnlineMetrics:
             latency.add_metric([version], s.latency.cumulative(), s.latency.sum)
         for version, value in sorted(self.coverage.items()):
             coverage.add_metric([version], value)
+        yield from (lists, shown, hits, diversity, latency, coverage)
+
+    def _per_worker(self) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "recstream_events", "Valid events processed (replayed: replays and duplicates)",
+            labels=["outcome"],
+        )  # fmt: skip
+        for outcome in ("applied", "replayed"):
+            events.add_metric([outcome], self.events[outcome])
         batch = HistogramMetricFamily(
             "recstream_batch_seconds",
             "Processing time of a micro-batch (Redis read to Redis write)",
@@ -296,104 +241,4 @@ class OnlineMetrics:
         )
         for partition, behind in sorted(self.lag.items()):
             lag.add_metric([str(partition)], behind)
-        yield from (events, lists, shown, hits, diversity, latency, coverage, batch, swaps)
-        yield from (serving, since, lag)
-
-
-# ---- snapshots (the ``metrics`` topic) ----
-
-
-def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int]:
-    if not samples_s.size:
-        return {"n": 0}
-    ms = samples_s * 1000
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(ms.max()), 3),
-        "n": int(ms.size),
-    }
-
-
-def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any]:
-    """Rates of one version from its cluster-wide counters (``metrics:{version}``)."""
-    lists = int(fields.get("lists", 0))
-    shown = int(fields.get("items_shown", 0))
-    hits = {k[4:]: int(v) for k, v in fields.items() if k.startswith("hit:")}
-    clicks, purchases = hits.get("click", 0), hits.get("purchase", 0)
-    positions: dict[int, int] = {}
-    for name, n in fields.items():
-        if name.startswith("pos:click:"):
-            positions[int(name[10:])] = int(n)
-    by_position = [positions.get(p, 0) for p in range(max(positions, default=-1) + 1)]
-    catalog = int(fields.get("catalog_size", 0)) or None
-    div_n, lat_n = fields.get("diversity_n", 0), fields.get("latency_n", 0)
-    return {
-        "impressions": lists,
-        "items_shown": shown,
-        "clicks": clicks,
-        "purchases": purchases,
-        "hits": hits,
-        "ctr": clicks / lists if lists else 0.0,
-        "ctr@k": clicks / shown if shown else 0.0,
-        "conversion": purchases / lists if lists else 0.0,
-        "clicks_by_position": by_position,
-        "distinct_items": distinct,
-        "catalog_size": catalog,
-        "coverage": distinct / catalog if catalog else None,
-        "diversity": fields.get("diversity_sum", 0.0) / div_n if div_n else None,
-        "latency_ms_mean": fields.get("latency_ms_sum", 0.0) / lat_n if lat_n else None,
-    }
-
-
-async def read_cluster(
-    redis: Redis, keys: Keys, newest: int = SNAPSHOT_VERSIONS
-) -> dict[str, tuple[dict[str, float], int]]:
-    """Counters and distinct items shown of the newest versions, as all workers wrote them."""
-    raw = await redis.smembers(keys.metrics_versions())
-    names = sorted((_text(v) for v in raw), key=lambda v: version_number(v) or -1)[-newest:]
-    if not names:
-        return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        for version in names:
-            pipe.hgetall(keys.metrics(version))
-            pipe.pfcount(keys.metrics_items(version))
-        replies = await pipe.execute()
-    out = {}
-    for i, version in enumerate(names):
-        fields = {_text(k): float(v) for k, v in replies[2 * i].items()}
-        out[version] = (fields, int(replies[2 * i + 1]))
-    return out
-
-
-def snapshot(
-    worker: str,
-    ts: int,
-    metrics: OnlineMetrics,
-    cluster: Mapping[str, tuple[Mapping[str, float], int]],
-) -> dict[str, Any]:
-    """One record for the ``metrics`` topic; takes this worker's interval samples."""
-    latency, batch = metrics.take_interval()
-    versions: dict[str, Any] = {}
-    for version in sorted({*cluster, *latency}, key=lambda v: version_number(v) or -1):
-        fields, distinct = cluster.get(version, ({}, 0))
-        summary = version_summary(fields, distinct)
-        summary["latency_ms"] = percentiles_ms(latency.get(version, np.empty(0)))
-        versions[version] = summary
-        if summary["coverage"] is not None:
-            metrics.coverage[version] = summary["coverage"]
-    return {
-        "worker": worker,
-        "ts": ts,
-        "serving": {"version": metrics.serving, "since_ms": metrics.since_ms},
-        "versions": versions,
-        "batch_ms": percentiles_ms(batch),
-        "swaps": {"ok": metrics.swaps["ok"], "failed": metrics.swaps["failed"]},
-        "lag": {str(p): n for p, n in sorted(metrics.lag.items())},
-    }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        yield from (events, batch, swaps, serving, since, lag)

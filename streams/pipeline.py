@@ -18,19 +18,17 @@ partitions move, and filled only after a batch's write succeeded.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from recstream.streams.attribution import (
     Hit,
@@ -41,14 +39,9 @@ from recstream.streams.attribution import (
 )
 from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
+from recstream.streams.diversity import category_diversity, embedding_diversity
 from recstream.streams.keys import Keys
-from recstream.streams.metrics import (
-    BatchMetrics,
-    OnlineMetrics,
-    category_diversity,
-    embedding_diversity,
-    increment_args,
-)
+from recstream.streams.metrics import BatchMetrics, OnlineMetrics, increment_args
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
@@ -159,6 +152,8 @@ class Pipeline:
         self._rec_prefix = secrets.token_hex(8)
         self._rec_counter = itertools.count()
         self.cache = UserCache(config.cached_users)
+        # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
+        self._script = redis.register_script(_BATCH_SCRIPT)
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
@@ -365,49 +360,43 @@ class Pipeline:
     ) -> None:
         """Everything the batch changes, in one script call: atomic like a MULTI, and one
         command instead of a dozen (a command costs more in redis-py than the bytes it
-        carries). The values to set travel as plain arguments, everything else as one JSON."""
+        carries). Every key travels in KEYS (the values to set first, as plain arguments);
+        the rest of the plan is one JSON argument that names keys by their place in KEYS."""
         changed = {v.event.user_id for v in applied}
         values: dict[str, str | bytes] = {
             self.keys.state(u): states[u].to_json() for u in sorted(changed)
         }
         values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
         values.update({self.keys.served(u): served_to_json(served[u]) for u in served})
+        table = KeyTable(values)
         increments = measured.increments()
         new_versions = sorted(set(increments) - self._registered)
-        stats, metrics_key = self.keys.stats(), self.keys.metrics(measured.version)
+        stats = table(self.keys.stats())
         counters = [[stats, "valid", str(len(batch))], [stats, "applied", str(len(applied))]]
         for version, fields in increments.items():
-            key = self.keys.metrics(version)
+            key = table(self.keys.metrics(version))
             args = increment_args(fields)
             counters += [[key, args[i], args[i + 1]] for i in range(0, len(args), 2)]
         trending = self._trending_increments(applied)
+        metrics_key = self.keys.metrics(measured.version)
         plan: dict[str, Any] = {
-            "z": [[z, item, inc] for (z, item), inc in trending.items()],
+            "m": len(values),
+            "z": [[table(z), item, inc] for (z, item), inc in trending.items()],
             # An epoch's sorted set is read during the next epoch too, then expires.
             "zttl": 3 * epoch_length_ms(self.config.trending_half_life_ms),
-            "e": [self.keys.event_id(v.event.event_id) for v in applied if v.event.event_id],
+            "e": [table(self.keys.event_id(v.event.event_id)) for v in applied if v.event.event_id],
             "ttl": self.config.event_id_ttl_s,
             # GREATEST semantics: a replay never moves a watermark backwards.
-            "w": [[self.keys.watermark(t, p), str(o)] for (t, p), o in marks.items()],
+            "w": [[table(self.keys.watermark(t, p)), str(o)] for (t, p), o in marks.items()],
             "h": counters,
-            "p": [self.keys.metrics_items(measured.version), sorted(measured.shown)],
-            "s": [[metrics_key, "catalog_size", str(measured.catalog_size)]]
+            "p": [table(self.keys.metrics_items(measured.version)), sorted(measured.shown)],
+            "s": [[table(metrics_key), "catalog_size", str(measured.catalog_size)]]
             if measured.catalog_size
             else [],
-            "v": [self.keys.metrics_versions(), new_versions] if new_versions else [],
+            "v": [table(self.keys.metrics_versions()), new_versions] if new_versions else [],
         }
-        pairs = [part for kv in values.items() for part in kv]  # key, value, key, value, …
-        await self._run_batch_script(orjson.dumps(plan), pairs)
+        await self._script(keys=table.keys, args=[orjson.dumps(plan), *values.values()])
         self._registered |= set(new_versions)
-
-    async def _run_batch_script(self, plan: bytes, values: list[str | bytes]) -> None:
-        """EVALSHA; when Redis does not know the script (first call, or Redis restarted)
-        nothing has run: load it and call again."""
-        try:
-            await self.redis.evalsha(_BATCH_SHA, 0, plan, *values)
-        except NoScriptError:
-            await self.redis.script_load(_BATCH_SCRIPT)
-            await self.redis.evalsha(_BATCH_SHA, 0, plan, *values)
 
     def _trending_increments(self, applied: list[Valid]) -> dict[tuple[str, str], float]:
         """Summed decayed weights per (sorted set, item) for the batch's applied events."""
@@ -442,37 +431,50 @@ def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:
     return marks
 
 
-# One batch's writes. Keys travel inside the JSON argument, so this is for a single Redis
-# server (not Cluster). ARGV[1]: the plan (JSON); ARGV[2..]: key, value, key, value, … to SET.
+class KeyTable:
+    """The KEYS of one script call: the keys to set first, in order, then every other key
+    once, named in the plan by its 1-based place."""
+
+    def __init__(self, first: Iterable[str]) -> None:
+        self.keys: list[str] = list(first)
+        self._at = {key: i + 1 for i, key in enumerate(self.keys)}
+
+    def __call__(self, key: str) -> int:
+        at = self._at.get(key)
+        if at is None:
+            self.keys.append(key)
+            at = self._at[key] = len(self.keys)
+        return at
+
+
+# One batch's writes. KEYS: every key it touches (Redis Cluster needs them there), the first
+# plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys by place in KEYS.
 _BATCH_SCRIPT = """
 local d = cjson.decode(ARGV[1])
-for i = 2, #ARGV, 4000 do
-  redis.call('MSET', unpack(ARGV, i, math.min(i + 3999, #ARGV)))
-end
+for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
 local touched = {}
 for _, t in ipairs(d.z) do
-  redis.call('ZINCRBY', t[1], t[3], t[2])
+  redis.call('ZINCRBY', KEYS[t[1]], t[3], t[2])
   touched[t[1]] = true
 end
-for k, _ in pairs(touched) do redis.call('PEXPIRE', k, d.zttl) end
-for _, k in ipairs(d.e) do redis.call('SET', k, 1, 'EX', d.ttl) end
+for k, _ in pairs(touched) do redis.call('PEXPIRE', KEYS[k], d.zttl) end
+for _, k in ipairs(d.e) do redis.call('SET', KEYS[k], 1, 'EX', d.ttl) end
 for _, m in ipairs(d.w) do
-  local cur = tonumber(redis.call('GET', m[1]) or '-1')
-  if tonumber(m[2]) > cur then redis.call('SET', m[1], m[2]) end
+  local cur = tonumber(redis.call('GET', KEYS[m[1]]) or '-1')
+  if tonumber(m[2]) > cur then redis.call('SET', KEYS[m[1]], m[2]) end
 end
 for _, h in ipairs(d.h) do
   if string.find(h[3], '.', 1, true) then
-    redis.call('HINCRBYFLOAT', h[1], h[2], h[3])
+    redis.call('HINCRBYFLOAT', KEYS[h[1]], h[2], h[3])
   else
-    redis.call('HINCRBY', h[1], h[2], h[3])
+    redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
   end
 end
 local shown = d.p[2]
 for i = 1, #shown, 4000 do
-  redis.call('PFADD', d.p[1], unpack(shown, i, math.min(i + 3999, #shown)))
+  redis.call('PFADD', KEYS[d.p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
 end
-for _, f in ipairs(d.s) do redis.call('HSET', f[1], f[2], f[3]) end
-if d.v[1] then redis.call('SADD', d.v[1], unpack(d.v[2])) end
+for _, f in ipairs(d.s) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
+if d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end
 return 0
 """
-_BATCH_SHA = hashlib.sha1(_BATCH_SCRIPT.encode()).hexdigest()

@@ -109,6 +109,12 @@ class ModelRecommender:
     def max_len(self) -> int:
         return self.encoder.max_len
 
+    def with_categories(self, category_of: Callable[[str], str | None]) -> ModelRecommender:
+        """The same model and index, diversifying by category (MMR's one-hot similarity)."""
+        return ModelRecommender(
+            self.encoder, self.index, self.candidates, self.mmr_lambda, category_of
+        )
+
     @property
     def catalog_size(self) -> int:
         return len(self.index)

@@ -18,9 +18,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from recstream.artifacts import MANIFEST, sha256_file
+from recstream.artifacts import MANIFEST, sha256_file, version_number
 from recstream.streams.connection import KafkaConnection
-from recstream.streams.metrics import version_number
 from recstream.streams.recommender import Recommender
 from recstream.streams.records import ModelUpdate
 

@@ -10,16 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from recstream.streams.attribution import Hit
-from recstream.streams.metrics import (
-    BatchMetrics,
-    Buckets,
-    OnlineMetrics,
-    category_diversity,
-    embedding_diversity,
-    increment_args,
-    snapshot,
-    version_summary,
-)
+from recstream.streams.diversity import category_diversity, embedding_diversity
+from recstream.streams.metrics import BatchMetrics, Buckets, OnlineMetrics, increment_args
+from recstream.streams.snapshots import snapshot, version_summary
 
 
 def test_category_diversity_is_the_share_of_pairs_in_different_categories() -> None:

@@ -1,0 +1,112 @@
+"""Snapshots for the ``metrics`` topic: the cluster-wide counters of each version read from
+Redis and summarised as rates, with this worker's latency percentiles since its last one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from redis.asyncio import Redis
+
+from recstream.artifacts import version_number
+from recstream.streams.keys import Keys
+from recstream.streams.metrics import OnlineMetrics
+
+SNAPSHOT_VERSIONS = 8  # newest versions reported in a snapshot
+
+
+def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int]:
+    if not samples_s.size:
+        return {"n": 0}
+    ms = samples_s * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(ms.max()), 3),
+        "n": int(ms.size),
+    }
+
+
+def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any]:
+    """Rates of one version from its cluster-wide counters (``metrics:{version}``)."""
+    lists = int(fields.get("lists", 0))
+    shown = int(fields.get("items_shown", 0))
+    hits = {k[4:]: int(v) for k, v in fields.items() if k.startswith("hit:")}
+    clicks, purchases = hits.get("click", 0), hits.get("purchase", 0)
+    positions: dict[int, int] = {}
+    for name, n in fields.items():
+        if name.startswith("pos:click:"):
+            positions[int(name[10:])] = int(n)
+    by_position = [positions.get(p, 0) for p in range(max(positions, default=-1) + 1)]
+    catalog = int(fields.get("catalog_size", 0)) or None
+    div_n, lat_n = fields.get("diversity_n", 0), fields.get("latency_n", 0)
+    return {
+        "impressions": lists,
+        "items_shown": shown,
+        "clicks": clicks,
+        "purchases": purchases,
+        "hits": hits,
+        "ctr": clicks / lists if lists else 0.0,
+        "ctr@k": clicks / shown if shown else 0.0,
+        "conversion": purchases / lists if lists else 0.0,
+        "clicks_by_position": by_position,
+        "distinct_items": distinct,
+        "catalog_size": catalog,
+        "coverage": distinct / catalog if catalog else None,
+        "diversity": fields.get("diversity_sum", 0.0) / div_n if div_n else None,
+        "latency_ms_mean": fields.get("latency_ms_sum", 0.0) / lat_n if lat_n else None,
+    }
+
+
+async def read_cluster(
+    redis: Redis, keys: Keys, newest: int = SNAPSHOT_VERSIONS
+) -> dict[str, tuple[dict[str, float], int]]:
+    """Counters and distinct items shown of the newest versions, as all workers wrote them."""
+    raw = await redis.smembers(keys.metrics_versions())
+    names = sorted((_text(v) for v in raw), key=lambda v: version_number(v) or -1)[-newest:]
+    if not names:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for version in names:
+            pipe.hgetall(keys.metrics(version))
+            pipe.pfcount(keys.metrics_items(version))
+        replies = await pipe.execute()
+    out = {}
+    for i, version in enumerate(names):
+        fields = {_text(k): float(v) for k, v in replies[2 * i].items()}
+        out[version] = (fields, int(replies[2 * i + 1]))
+    return out
+
+
+def snapshot(
+    worker: str,
+    ts: int,
+    metrics: OnlineMetrics,
+    cluster: Mapping[str, tuple[Mapping[str, float], int]],
+) -> dict[str, Any]:
+    """One record for the ``metrics`` topic; takes this worker's interval samples."""
+    latency, batch = metrics.take_interval()
+    versions: dict[str, Any] = {}
+    for version in sorted({*cluster, *latency}, key=lambda v: version_number(v) or -1):
+        fields, distinct = cluster.get(version, ({}, 0))
+        summary = version_summary(fields, distinct)
+        summary["latency_ms"] = percentiles_ms(latency.get(version, np.empty(0)))
+        versions[version] = summary
+        if summary["coverage"] is not None:
+            metrics.coverage[version] = summary["coverage"]
+    return {
+        "worker": worker,
+        "ts": ts,
+        "serving": {"version": metrics.serving, "since_ms": metrics.since_ms},
+        "versions": versions,
+        "batch_ms": percentiles_ms(batch),
+        "swaps": {"ok": metrics.swaps["ok"], "failed": metrics.swaps["failed"]},
+        "lag": {str(p): n for p, n in sorted(metrics.lag.items())},
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recstream.artifacts import ArtifactError, load_npy, verify_manifest
-
-EMBEDDINGS = "item_embeddings.npy"
-ITEM_IDS = "item_ids.json"
+from recstream.artifacts import EMBEDDINGS, ITEM_IDS, ArtifactError, load_npy, verify_manifest
 
 
 def read_model_arrays(version_dir: Path) -> tuple[np.ndarray, list[str]]:

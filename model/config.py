@@ -14,6 +14,15 @@ BLOCKS = ("pre", "kang")
 POSITIONS = ("newest", "oldest")
 
 
+# Retraining from the event log (recstream retrain, simulate --retrain): a warm start from the
+# served version trains RETRAIN_EPOCHS; from fresh weights a model needs about three times
+# that before its validation stops improving (docs/simulator.md, "Calibration").
+RETRAIN_EPOCHS = 10
+COLD_EPOCHS = 30
+# Fewer valid events than this: refuse to train rather than publish a model of noise.
+MIN_EVENTS = 100
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a SASRec model. ``n_items`` excludes the padding index 0; training sets it

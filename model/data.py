@@ -6,9 +6,8 @@ Ids stay strings; mapping them to indices is :mod:`recstream.model.sequences`' j
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +26,6 @@ class Interactions:
     items: np.ndarray  # [n] object (str)
     ts: np.ndarray  # [n] int64
     types: np.ndarray  # [n] object (str)
-    # How to reload these rows: {"dataset": ..., "path": ...}; recorded in the artifact.
-    source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lengths = {len(self.users), len(self.items), len(self.ts), len(self.types)}
@@ -39,9 +36,7 @@ class Interactions:
         return len(self.users)
 
     @classmethod
-    def from_rows(
-        cls, rows: list[tuple[str, str, int, str]], source: dict[str, Any] | None = None
-    ) -> Interactions:
+    def from_rows(cls, rows: list[tuple[str, str, int, str]]) -> Interactions:
         """Build from ``(user, item, ts, type)`` tuples, e.g. events read from a log."""
         users, items, ts, types = zip(*rows, strict=True) if rows else ((), (), (), ())
         return cls(
@@ -49,7 +44,6 @@ class Interactions:
             np.array(items, dtype=object),
             np.array(ts, dtype=np.int64),
             np.array(types, dtype=object),
-            source or {"dataset": "rows"},
         )
 
 
@@ -97,7 +91,7 @@ def _load_ml1m(directory: Path) -> Interactions:
     users, items = _column(table, "user_id"), _column(table, "item_id")
     ts = _int_column(table, "position", directory)
     types = np.full(len(users), DEFAULT_TYPE, dtype=object)
-    return Interactions(users, items, ts, types, {"dataset": "ml-1m", "path": str(directory)})
+    return Interactions(users, items, ts, types)
 
 
 def _load_ml100k(directory: Path) -> Interactions:
@@ -105,7 +99,7 @@ def _load_ml100k(directory: Path) -> Interactions:
     users, items = _column(table, "user_id:token"), _column(table, "item_id:token")
     ts = _float_column(table, "timestamp:float", directory).astype(np.int64)
     types = np.full(len(users), DEFAULT_TYPE, dtype=object)
-    return Interactions(users, items, ts, types, {"dataset": "ml-100k", "path": str(directory)})
+    return Interactions(users, items, ts, types)
 
 
 def _from_table(table: pa.Table, path: Path) -> Interactions:
@@ -125,7 +119,7 @@ def _from_table(table: pa.Table, path: Path) -> Interactions:
         types = np.full(len(users), DEFAULT_TYPE, dtype=object)
     _check_ids(users, "user", path)
     _check_ids(items, "item", path)
-    return Interactions(users, items, ts, types, {"dataset": "file", "path": str(path)})
+    return Interactions(users, items, ts, types)
 
 
 def _read_delimited(path: Path, delimiter: str) -> pa.Table:

@@ -1,21 +1,35 @@
-"""A model version directory's file names and the readers that need no torch: the ONNX Runtime
-encoder serves from the same files as the torch one."""
+"""A model version's files (names from recstream.artifacts, the contract) and the readers that
+need no torch: the ONNX Runtime encoder serves from the same files as the torch one."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from recstream.artifacts import ArtifactError
+from recstream.artifacts import (
+    CONFIG,
+    EMBEDDINGS,
+    ENCODER_ONNX,
+    ITEM_IDS,
+    METRICS,
+    MODEL_FILES,
+    WEIGHTS,
+    ArtifactError,
+)
 from recstream.model.config import ModelConfig
 
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
-ITEM_IDS = "item_ids.json"
-EMBEDDINGS = "item_embeddings.npy"
-METRICS = "metrics.json"
-ENCODER_ONNX = "encoder.onnx"  # optional: versions published before it lack it
-MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
+__all__ = [
+    "CONFIG",
+    "EMBEDDINGS",
+    "ENCODER_ONNX",
+    "ITEM_IDS",
+    "KIND",
+    "METRICS",
+    "MODEL_FILES",
+    "WEIGHTS",
+    "read_config",
+    "read_item_ids",
+]
 KIND = "sasrec"
 
 

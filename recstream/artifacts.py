@@ -21,6 +21,14 @@ from typing import Any
 import numpy as np
 
 MANIFEST = "manifest.json"
+# A model version's files (model/ writes them, index/ and the worker read them).
+WEIGHTS = "weights.safetensors"
+CONFIG = "config.json"
+ITEM_IDS = "item_ids.json"
+EMBEDDINGS = "item_embeddings.npy"
+METRICS = "metrics.json"
+ENCODER_ONNX = "encoder.onnx"  # optional: versions published before it lack it
+MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
 _VERSION_RE = re.compile(r"^v(\d+)$")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +37,15 @@ def _load_settings(ctx: typer.Context) -> None:
         ]
         typer.echo("recstream: invalid settings in the environment:\n" + "\n".join(lines), err=True)
         raise typer.Exit(2) from None
+
+
+def log_to_stderr() -> None:
+    """Progress and logs on stderr (stdout carries the JSON), quiet libraries."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
+    )
+    for noisy in ("kafka", "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -44,12 +44,12 @@ def build_index(
 ) -> None:
     """Build the FAISS index for an artifact version and publish it into the version dir."""
     from recstream.artifacts import ArtifactError, resolve_version
-    from recstream.cli import settings_of
+    from recstream.cli import log_to_stderr, settings_of
     from recstream.index import build, save
     from recstream.index.artifact import has_index
     from recstream.index.model_files import read_model_arrays
 
-    _log_to_stderr()
+    log_to_stderr()
     try:
         version_dir = resolve_version(artifacts or settings_of(ctx).artifacts)
         if has_index(version_dir) and not force:
@@ -94,9 +94,10 @@ def bench_index(
 ) -> None:
     """Recall and single-thread throughput of the chosen index vs exact search; one JSON object."""
     from recstream.artifacts import ArtifactError
+    from recstream.cli import log_to_stderr
     from recstream.index.bench import run
 
-    _log_to_stderr()
+    log_to_stderr()
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
         artifact = _bench_artifact(artifacts, ctx)
@@ -119,7 +120,7 @@ def bench_index(
 def _bench_artifact(given: Path | None, ctx: typer.Context) -> Path | None:
     """The version whose embeddings get a row: the one given (must exist), else the newest
     under RECSTREAM_ARTIFACTS if there is one with item embeddings, else none."""
-    from recstream.artifacts import ArtifactError, resolve_version
+    from recstream.artifacts import EMBEDDINGS, ArtifactError, resolve_version
     from recstream.cli import settings_of
 
     if given is not None:
@@ -129,7 +130,7 @@ def _bench_artifact(given: Path | None, ctx: typer.Context) -> Path | None:
     except ArtifactError:
         log.info("no model artifact found; synthetic catalogues only")
         return None
-    return found if (found / "item_embeddings.npy").is_file() else None
+    return found if (found / EMBEDDINGS).is_file() else None
 
 
 def _load_queries(path: Path) -> Any:
@@ -139,10 +140,3 @@ def _load_queries(path: Path) -> Any:
         return load_npy(path)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: cannot read tuning queries ({exc})") from exc
-
-
-def _log_to_stderr() -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
-    )
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)

@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from recstream.model.config import ModelConfig, TrainConfig
+
 if TYPE_CHECKING:
     from recstream.model.data import Interactions
     from recstream.retrain import LogRead
     from recstream.settings import Settings
 
 log = logging.getLogger("recstream.cli_model")
+# The flags' defaults are the configs' own (one home); the configs import nothing heavy.
+_M, _T = ModelConfig, TrainConfig
 
 DatasetOpt = Annotated[
     str | None, typer.Option("--dataset", help="ml-1m or ml-100k (with --data-dir).")
@@ -50,60 +54,67 @@ def train(
         bool, typer.Option("--from-kafka", help="Train on the events topic's whole log.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Artifact root [RECSTREAM_ARTIFACTS].")] = None,
-    max_len: Annotated[int, typer.Option(help="Items of history the model reads (L).")] = 100,
+    max_len: Annotated[
+        int, typer.Option(help="Items of history the model reads (L).")
+    ] = _M.max_len,
     serve_len: Annotated[
         int, typer.Option(help="History length the served model reads (0 = max-len).")
-    ] = 50,
+    ] = _M.serve_len,
     block: Annotated[
         str, typer.Option(help="pre (pre-norm blocks) or kang (the SASRec paper's layout).")
-    ] = "kang",
+    ] = _M.block,
     positions: Annotated[
         str, typer.Option(help="newest (last item = last position) or oldest (needs serve-len 0).")
-    ] = "newest",
-    dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = 64,
-    layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
-    heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 1,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
-    loss: Annotated[str, typer.Option(help="ce (full softmax), sampled or gbce.")] = "ce",
-    negatives: Annotated[int, typer.Option(help="Negatives for sampled/gbce.")] = 256,
-    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule's length).")] = 40,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = 1e-3,
-    schedule: Annotated[str, typer.Option(help="cosine (decay to 0) or constant.")] = "cosine",
+    ] = _M.positions,
+    dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = _M.dim,
+    layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = _M.n_layers,
+    heads: Annotated[int, typer.Option(help="Attention heads per block.")] = _M.n_heads,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = _M.dropout,
+    loss: Annotated[str, typer.Option(help="ce (full softmax), sampled or gbce.")] = _T.loss,
+    negatives: Annotated[int, typer.Option(help="Negatives for sampled/gbce.")] = _T.negatives,
+    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule's length).")] = _T.epochs,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = _T.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = _T.lr,
+    schedule: Annotated[str, typer.Option(help="cosine (decay to 0) or constant.")] = _T.schedule,
     full_history: Annotated[
         bool,
         typer.Option(
             "--full-history/--newest-only",
             help="Train on all of each history in max-len windows, or the newest window only.",
         ),
-    ] = True,
+    ] = _T.full_history,
     exclude_seen: Annotated[
         bool,
         typer.Option(
             "--exclude-seen/--include-seen",
             help="Leave items a window has shown out of the ce softmax at its later positions.",
         ),
-    ] = True,
-    eval_every: Annotated[int, typer.Option(help="Epochs between validations.")] = 2,
-    patience: Annotated[int, typer.Option(help="Validations without gain before stopping.")] = 5,
-    eval_users: Annotated[int, typer.Option(help="Validate on this many users (0 = all).")] = 0,
+    ] = _T.exclude_seen,
+    eval_every: Annotated[int, typer.Option(help="Epochs between validations.")] = _T.eval_every,
+    patience: Annotated[
+        int, typer.Option(help="Validations without gain before stopping.")
+    ] = _T.patience,
+    eval_users: Annotated[
+        int, typer.Option(help="Validate on this many users (0 = all).")
+    ] = _T.eval_users,
     time_budget: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 25.0,
-    threads: Annotated[int, typer.Option(help="torch threads (2 on a 2-core machine).")] = 2,
+    threads: Annotated[
+        int, typer.Option(help="torch threads (2 on a 2-core machine).")
+    ] = _T.threads,
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Where checkpoints go [<out>/checkpoints/<dataset>].")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint if any.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = _T.seed,
     as_json: JsonOpt = False,
 ) -> None:
     """Train SASRec on a dataset (or the event log) and publish a versioned artifact directory."""
-    from recstream.cli import settings_of
+    from recstream.cli import log_to_stderr, settings_of
     from recstream.model.artifact import save_artifact
-    from recstream.model.config import ModelConfig, TrainConfig
     from recstream.model.training import train as train_model
 
-    _log_to_stderr()
+    log_to_stderr()
     settings = settings_of(ctx)
     if from_kafka and (dataset or data_dir or data):
         raise typer.BadParameter("give either --from-kafka or a dataset, not both")
@@ -185,11 +196,11 @@ def evaluate(
     import torch
 
     from recstream.artifacts import ArtifactError
-    from recstream.cli import settings_of
+    from recstream.cli import log_to_stderr, settings_of
     from recstream.model.artifact import load_artifact
     from recstream.model.report import evaluate_artifact, load_for_artifact
 
-    _log_to_stderr()
+    log_to_stderr()
     settings = settings_of(ctx)
     torch.set_num_threads(threads)
     name, path = _data_source(dataset, data_dir, data, required=False)
@@ -222,12 +233,12 @@ def bench_model(
 ) -> None:
     """Encoder latency per user at batch 1 and 64 (one JSON object on stdout)."""
     from recstream.artifacts import ArtifactError
-    from recstream.cli import settings_of
+    from recstream.cli import log_to_stderr, settings_of
     from recstream.model.bench import bench_encoder, histories_for
     from recstream.model.onnx_encoder import OnnxEncoder
     from recstream.model.serving import load_encoder
 
-    _log_to_stderr()
+    log_to_stderr()
     try:
         settings = settings_of(ctx)
         encoder = load_encoder(
@@ -322,7 +333,3 @@ def _table(report: dict[str, Any]) -> str:
 def _fail(exc: Exception) -> Any:
     print(f"error: {exc}", file=sys.stderr)
     raise typer.Exit(1) from None
-
-
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from recstream.model.config import COLD_EPOCHS, MIN_EVENTS, RETRAIN_EPOCHS
+
 if TYPE_CHECKING:
     from recstream.retrain import RetrainResult
     from recstream.settings import Settings
@@ -40,13 +42,10 @@ def retrain(
     cold: Annotated[
         bool, typer.Option(help="Start from fresh weights, not the newest version.")
     ] = (False),
-    epochs: Annotated[int, typer.Option(help="Epochs per retrain.")] = 10,
+    epochs: Annotated[int, typer.Option(help="Epochs per retrain.")] = RETRAIN_EPOCHS,
     cold_epochs: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Epochs from fresh weights (no version yet, or --cold); unset: 30."
-        ),
-    ] = None,
+        int, typer.Option(min=1, help="Epochs from fresh weights (no version yet, or --cold).")
+    ] = COLD_EPOCHS,
     every_minutes: Annotated[
         float | None,
         typer.Option(help="Loop: retrain every N minutes (when there are new events)."),
@@ -57,7 +56,9 @@ def retrain(
     max_runs: Annotated[
         int | None, typer.Option(help="Loop: stop after this many published versions.")
     ] = None,
-    min_events: Annotated[int, typer.Option(help="Refuse to train on fewer valid events.")] = 100,
+    min_events: Annotated[
+        int, typer.Option(help="Refuse to train on fewer valid events.")
+    ] = MIN_EVENTS,
     max_len: Annotated[int | None, typer.Option(help="Cold start: items of history (L).")] = None,
     dim: Annotated[int | None, typer.Option(help="Cold start: embedding size d.")] = None,
     layers: Annotated[int | None, typer.Option(help="Cold start: self-attention blocks.")] = None,
@@ -68,10 +69,10 @@ def retrain(
 ) -> None:
     """Train from the event log (warm start), build the index, publish v<N>, announce it on
     model-updates. Once by default; --every-minutes / --every-events loop."""
-    from recstream.cli import settings_of
+    from recstream.cli import log_to_stderr, settings_of
     from recstream.model.config import ModelConfig, TrainConfig
 
-    _log_to_stderr()
+    log_to_stderr()
     settings = settings_of(ctx)
     root = artifacts or settings.artifacts
     try:
@@ -159,11 +160,3 @@ def _loop(
 def _report(result: RetrainResult, as_json: bool) -> None:
     line = json.dumps(result.to_json())
     print(line if as_json else f"{result.version_dir}: {line}", flush=True)
-
-
-def _log_to_stderr() -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
-    )
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)

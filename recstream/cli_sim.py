@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from recstream.model.config import COLD_EPOCHS, RETRAIN_EPOCHS
 from recstream.sim.scenarios import SCENARIO_NAMES
 
 if TYPE_CHECKING:
@@ -67,11 +68,12 @@ def simulate(
             "until the worker serves the new version.",
         ),
     ] = False,
-    retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs per retrain.")] = 10,
+    retrain_epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs per retrain.")
+    ] = RETRAIN_EPOCHS,
     cold_epochs: Annotated[
-        int | None,
-        typer.Option(min=1, help="Epochs of the first (fresh-weights) training; unset: 30."),
-    ] = None,
+        int, typer.Option(min=1, help="Epochs of the first (fresh-weights) training.")
+    ] = COLD_EPOCHS,
     follow: Annotated[
         bool,
         typer.Option(

@@ -214,16 +214,16 @@ def bench_stream(
     seed: Annotated[int, typer.Option(help="Seed of the load.")] = 0,
 ) -> None:
     """End-to-end events/s and latency of one worker on the real broker and Redis (JSON)."""
-    from recstream.artifacts import list_versions, resolve_version
+    from recstream.artifacts import ITEM_IDS, MANIFEST, list_versions, resolve_version
     from recstream.streams.bench import BenchPlan, Load, run_bench, synthetic_events
 
     s = _settings(ctx)
     root = artifacts or s.artifacts
     if workload not in ("real", "synthetic"):
         raise typer.BadParameter(f"{workload!r} is not real or synthetic", param_hint="--workload")
-    if (root / "manifest.json").is_file() or list_versions(root):
+    if (root / MANIFEST).is_file() or list_versions(root):
         version = resolve_version(root)
-        items = json.loads((version / "item_ids.json").read_text())
+        items = json.loads((version / ITEM_IDS).read_text())
         source = f"model {version}"
     else:
         items = [f"item-{n}" for n in range(3000)]

@@ -30,7 +30,13 @@ from recstream.artifacts import (
     verify_manifest,
 )
 from recstream.model.artifact import LoadedModel, load_artifact, save_artifact
-from recstream.model.config import ModelConfig, TrainConfig
+from recstream.model.config import (
+    COLD_EPOCHS,
+    MIN_EVENTS,
+    RETRAIN_EPOCHS,
+    ModelConfig,
+    TrainConfig,
+)
 from recstream.model.data import Interactions
 from recstream.model.training import Trained, train
 from recstream.serving import kafka_connection
@@ -44,11 +50,6 @@ from recstream.streams.topics import TopicSpec, ensure_topics
 log = logging.getLogger("recstream.retrain")
 
 OFFSETS_FILE = "log_offsets.json"
-MIN_EVENTS = 100  # fewer valid events than this: refuse rather than publish a model of noise
-RETRAIN_EPOCHS = 10
-# From fresh weights a model needs about three times a warm start's epochs before its
-# validation stops improving (docs/simulator.md, "Calibration").
-COLD_EPOCHS = 30
 STALL_S = 60.0  # a read that gets no record for this long while behind the end offsets fails
 
 
@@ -202,9 +203,8 @@ def _read(
     finally:
         consumer.close()
     rows = sorted(collector.rows, key=lambda r: r[0])  # by (partition, offset): log order
-    source = {"dataset": "kafka", "topic": topic, "start": start, "end": end}
     return LogRead(
-        interactions=Interactions.from_rows([r[1] for r in rows], source),
+        interactions=Interactions.from_rows([r[1] for r in rows]),
         topic=topic,
         start=start,
         end=end,

@@ -1,10 +1,12 @@
-"""Print the command-line part of docs/contract.md from the CLI itself, so that the contract
-and the code cannot drift apart: ``.venv/bin/python scripts/contract_cli.py`` prints the block
-that belongs between the ``cli:begin`` / ``cli:end`` markers (tests/unit/test_contract.py
-checks it)."""
+"""The command-line part of docs/contract.md, from the CLI itself, so that the contract and the
+code cannot drift apart: ``.venv/bin/python scripts/contract_cli.py`` prints the block that
+belongs between the ``cli:begin`` / ``cli:end`` markers, ``--write`` puts it there
+(tests/unit/test_contract.py checks it)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import typer.main
@@ -56,5 +58,15 @@ def cli_block() -> str:
     return "\n".join(_walk(typer.main.get_command(app), "recstream")).rstrip() + "\n"
 
 
+def write(contract: Path) -> None:
+    text = contract.read_text()
+    begin, end = "<!-- cli:begin -->\n", "<!-- cli:end -->"
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    contract.write_text(text[:start] + cli_block() + text[stop:])
+
+
 if __name__ == "__main__":
-    print(cli_block(), end="")
+    if sys.argv[1:] == ["--write"]:
+        write(Path(__file__).resolve().parents[1] / "docs" / "contract.md")
+    else:
+        print(cli_block(), end="")

@@ -11,7 +11,7 @@ import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,30 +44,33 @@ log = logging.getLogger("recstream.worker")
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
-    app_id: str = "recstream"
-    topic_events: str = "events"
-    topic_dlq: str = "events.dlq"
-    topic_recommendations: str = "recommendations"
-    topic_items: str = "items"
-    topic_model_updates: str = "model-updates"
-    topic_metrics: str = "metrics"
-    partitions: int = 4
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_password: str | None = None
-    redis_prefix: str = "recstream"
-    limits: Limits = field(default_factory=Limits)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    catalog_refresh_s: float = 1.0
+    """Everything a worker is configured with, as plain values. No defaults here: the
+    settings (recstream/settings.py) are their one home, and recstream.serving maps them."""
+
+    app_id: str
+    topic_events: str
+    topic_dlq: str
+    topic_recommendations: str
+    topic_items: str
+    topic_model_updates: str
+    topic_metrics: str
+    partitions: int
+    web_host: str
+    web_port: int
+    redis_url: str
+    redis_password: str | None
+    redis_prefix: str
+    limits: Limits
+    pipeline: PipelineConfig
     # Micro-batches, commits and the group's session timeout (faust's catalogue consumer too).
-    consumer: ConsumerConfig = field(default_factory=ConsumerConfig)
-    mmr_by_category: bool = False
-    metrics_interval_s: float = 10.0
-    worker_id: str = ""  # empty: host-pid
-    artifacts_root: Path = Path("./artifacts")  # where announced versions are looked for
+    consumer: ConsumerConfig
+    mmr_by_category: bool
+    metrics_interval_s: float
+    worker_id: str  # empty: host-pid
+    artifacts_root: Path  # where announced versions are looked for
+    catalog_refresh_s: float = 1.0  # how stale a worker's copy of the catalogue may get
 
 
 def default_worker_id() -> str:

@@ -89,7 +89,6 @@ class EventConsumer(ConsumerRebalanceListener):
         self._stopping = asyncio.Event()  # set by stop(): finish the batch in hand, commit, leave
         self._idle = asyncio.Event()  # set while no run() is in progress
         self._idle.set()
-        self.committed_batches = 0
 
     @property
     def stopping(self) -> bool:
@@ -181,7 +180,6 @@ class EventConsumer(ConsumerRebalanceListener):
             return
         try:
             await consumer.commit(offsets)
-            self.committed_batches += 1
         except (CommitFailedError, IllegalStateError) as exc:
             # The group moved on: the new owner replays these events, which changes nothing.
             log.warning("commit of %s refused (%r); the events will be replayed", offsets, exc)

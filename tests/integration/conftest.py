@@ -26,7 +26,15 @@ KAFKA = os.environ.get("RECSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("RECSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
 HOW = "start them with ./scripts/test (or scripts/services up)"
 
-pytestmark = pytest.mark.integration
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is marked ``integration``, whether or not its module says
+    so: ``pytest -m "not integration"`` runs the unit tests alone, with no servers."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     from recstream.model import Interactions, ModelConfig, TrainConfig, save_artifact, train
 
     out = {}
-    data = Interactions.from_rows(genre_log(), {"dataset": "genre-test"})
+    data = Interactions.from_rows(genre_log())
     for seed in (0, 1):
         shape = ModelConfig(max_len=SHORT if seed else 16, dim=32, n_layers=1, n_heads=1)
         root = tmp_path_factory.mktemp(f"seed{seed}")

@@ -39,7 +39,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from recstream.model import Interactions, ModelConfig, TrainConfig, save_artifact, train
 
     root = tmp_path_factory.mktemp("artifacts")
-    data = Interactions.from_rows(genre_log(), {"dataset": "genre-test"})
+    data = Interactions.from_rows(genre_log())
     model_config = ModelConfig(max_len=16, dim=32, n_layers=1, n_heads=1, dropout=0.1)
     schedule = TrainConfig(epochs=15, batch_size=64, lr=2e-3)
     trained = train(data, model_config, schedule, progress=False)

@@ -78,3 +78,56 @@ def test_a_lost_delivery_commits_nothing_and_stops_the_consumer():
         assert stub.commits == []
 
     asyncio.run(scenario())
+
+
+class Record:
+    def __init__(self, tp: TopicPartition, offset: int) -> None:
+        self.topic, self.partition, self.offset = tp.topic, tp.partition, offset
+        self.timestamp, self.key, self.value = 0, b"u", b"{}"
+
+
+class FetchingStub(StubConsumer):
+    """Hands out two fetches, then asks the consumer to stop."""
+
+    def __init__(self, events: EventConsumer) -> None:
+        super().__init__()
+        self.events = events
+        self.fetches = [
+            {A: [Record(A, 0), Record(A, 1)], B: [Record(B, 5)]},
+            {},  # nothing arrived within the wait
+            {A: [Record(A, 2)]},
+        ]
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+        assert max_records == self.events.config.batch_size
+        if len(self.fetches) == 1:
+            self.events._stopping.set()
+        return self.fetches.pop(0)
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return {A: 10, B: 6}[tp]
+
+
+def test_the_read_loop_hands_batches_over_commits_what_was_handled_and_tracks_lag():
+    async def scenario() -> None:
+        handled: list[list[tuple[int, int]]] = []
+
+        async def handle(batch):
+            handled.append([(m.partition, m.offset) for m in batch])
+            return [_delivered(asyncio.get_running_loop())]
+
+        async def flush() -> None:
+            return None
+
+        config = ConsumerConfig(batch_size=7, commit_interval_s=0.0)
+        events = EventConsumer(KafkaConnection("unused:9092"), "events", "g", config, handle, flush)
+        stub = FetchingStub(events)
+        events.consumer = stub  # type: ignore[assignment]
+        await events._loop(stub)  # type: ignore[arg-type]
+        # Partition by partition, each in offset order; an empty fetch hands nothing over.
+        assert handled == [[(0, 0), (0, 1), (1, 5)], [(0, 2)]]
+        # Committed after each turn: the next offset to read, per partition.
+        assert stub.commits == [{A: 2, B: 6}, {A: 3}]
+        assert events.lag == {0: 7, 1: 0}  # highwater 10 after offset 2; B is at its end
+
+    asyncio.run(scenario())

@@ -36,7 +36,7 @@ def test_the_cli_section_is_what_the_cli_defines() -> None:
     assert documented is not None, "docs/contract.md lost its cli:begin / cli:end markers"
     assert documented.group(1) == _cli_block(), (
         "docs/contract.md's command line differs from the CLI: regenerate the block with "
-        "`.venv/bin/python scripts/contract_cli.py`"
+        "`.venv/bin/python scripts/contract_cli.py --write`"
     )
 
 

@@ -37,7 +37,6 @@ def test_csv_with_all_columns(tmp_path: Path) -> None:
     assert list(data.items) == ["10", "007"]  # ids stay strings: no "7"
     assert data.ts.tolist() == [5, 3]
     assert list(data.types) == ["click", "purchase"]
-    assert data.source == {"dataset": "file", "path": str(path)}
 
 
 def test_tsv_without_optional_columns_uses_file_order(tmp_path: Path) -> None:

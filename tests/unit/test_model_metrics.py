@@ -62,6 +62,16 @@ def test_evaluate_masks_history_but_not_the_target() -> None:
     assert report["n_users"] == 2
 
 
+def test_a_target_already_in_the_history_stays_rankable() -> None:
+    # The user saw items 1 and 3 and comes back to item 3: the rest of the history (item 1)
+    # is excluded, the target itself is not.
+    task = EvalTask((np.array([1, 3]),), np.array([3]), n_items=5)
+    scores = torch.tensor([[9.0, 8.0, 7.0, 1.0, 0.0]])
+    report = evaluate(iter([scores]), task, np.eye(5, dtype=np.float32))
+    assert report["ndcg@10_unmasked"] == pytest.approx(1 / math.log2(4))  # items 1, 2 above
+    assert report["ndcg@10"] == pytest.approx(1 / math.log2(3))  # only item 2 above
+
+
 def test_popularity_baseline_ranks_by_count_with_stable_ties() -> None:
     task = EvalTask((np.array([2, 3]), np.array([3])), np.array([1, 1]), n_items=4)
     (scores,) = popularity_scores(task)

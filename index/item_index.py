@@ -12,6 +12,7 @@ from recstream.index.info import IndexInfo
 from recstream.index.inputs import Metric, check_k, check_matrix
 from recstream.index.search import Hits, SearchCore, search_rows, search_rows_padded
 from recstream.index.space import prepare_queries
+from recstream.vectors import unit_rows
 
 
 class ItemIndex:
@@ -111,8 +112,7 @@ class ItemIndex:
         """Length-1 embedding rows for an array of rows (-1 → a zero vector), ``[*rows, d]``:
         the similarity features of MMR, normalised once per index rather than per call."""
         if self._unit is None:
-            norms = np.linalg.norm(self._embeddings, axis=1, keepdims=True)
-            unit = np.asarray(self._embeddings / np.where(norms == 0, 1.0, norms), np.float32)
+            unit = np.asarray(unit_rows(self._embeddings), np.float32)
             self._unit = np.vstack([unit, np.zeros((1, self.dim), np.float32)])  # row -1
         return self._unit[rows]
 

@@ -18,20 +18,13 @@ from typing import Literal
 import numpy as np
 
 from recstream.index.inputs import Metric
+from recstream.vectors import unit_rows
 
 Transform = Literal["none", "l2-augment"]
 
 
-def inverse_norms(rows: np.ndarray) -> np.ndarray:
-    """1/|row| per row, float32 ``[n]``; a zero row gets 0 so it scores 0 under cosine."""
-    norms = np.linalg.norm(rows, axis=1)
-    out = np.zeros_like(norms)
-    np.divide(1.0, norms, out=out, where=norms > 0)
-    return out.astype(np.float32)
-
-
 def normalise(rows: np.ndarray) -> np.ndarray:
-    return (rows * inverse_norms(rows)[:, None]).astype(np.float32)
+    return unit_rows(rows).astype(np.float32)
 
 
 def scoring_rows(embeddings: np.ndarray, metric: Metric) -> np.ndarray:

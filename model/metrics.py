@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from recstream.vectors import unit_rows
+
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
     """Share of users whose target is in the top ``k``."""
@@ -37,8 +39,7 @@ def intra_list_diversity(top: np.ndarray, features: np.ndarray) -> float:
     """
     if top.shape[0] == 0 or top.shape[1] < 2:
         return 0.0
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    unit = np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
+    unit = unit_rows(features)
     lists = unit[top].astype(np.float64)  # [U, k, F]
     sims = lists @ lists.transpose(0, 2, 1)  # [U, k, k]
     k = top.shape[1]

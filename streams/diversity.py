@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from recstream.streams.mmr import unit_rows
+from recstream.vectors import unit_rows
 
 
 def _pairs(lengths: np.ndarray, width: int) -> np.ndarray:

@@ -12,11 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 along the last axis (zero rows stay zero: similar to nothing)."""
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
+from recstream.vectors import unit_rows
 
 
 def one_hot(categories: Sequence[str | None]) -> np.ndarray:

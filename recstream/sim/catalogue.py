@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from recstream.sim.scenarios import Scenario
+from recstream.vectors import unit_rows
 
 LATENT_DIM = 16
 # How far a series/product line strays from its category, and an item from its series.
@@ -40,10 +41,6 @@ class Catalogue:
             {"item_id": i, "title": t, "category": self.category_names[c], "available": True}
             for i, t, c in zip(self.ids, self.titles, self.category.tolist(), strict=True)
         ]
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def build_catalogue(s: Scenario, seed: int, rng: np.random.Generator) -> Catalogue:

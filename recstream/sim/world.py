@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recstream.sim.catalogue import Catalogue, build_catalogue, unit_rows
+from recstream.sim.catalogue import Catalogue, build_catalogue
 from recstream.sim.scenarios import Scenario
+from recstream.vectors import unit_rows
 
 # Weights of the hidden appeal (a logit): category taste, item-level latent match, popularity,
 # and the session: likeness to the item the user is looking at now (docs/simulator.md,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recstream.streams.mmr import mmr, mmr_batch, normalise_scores, one_hot, unit_rows
+from recstream.streams.mmr import mmr, mmr_batch, normalise_scores, one_hot
+from recstream.vectors import unit_rows
 
 
 def test_lambda_one_is_plain_relevance_order() -> None:

@@ -7,16 +7,14 @@ model's own score, so an inner-product index over ``item_embeddings()`` ranks as
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from recstream.artifacts import load_npy
 from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
-from recstream.model.histories import encode_grouped, history_indices, known_counts
+from recstream.model.histories import HistoryEncoder
 
 # Weights and activations in bfloat16 halve the arithmetic's cost on CPUs that multiply
 # bfloat16 natively (AVX512-BF16, AMX); the vectors come back as float32 either way.
@@ -24,17 +22,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 log = logging.getLogger(__name__)
 
 
-class Encoder:
+class Encoder(HistoryEncoder):
     """A loaded, checksum-verified model in inference mode. Build it with :meth:`load`."""
 
     def __init__(self, loaded: LoadedModel, dtype: str = "float32") -> None:
-        self._loaded = loaded
         self._dtype = dtype
         self._model = loaded.model.eval().to(_torch_dtype(dtype))
-        self._index = {item: i + 1 for i, item in enumerate(loaded.item_ids)}
-        self._max_len = loaded.config.inference_len  # the served history length
         embeddings = load_npy(loaded.path / EMBEDDINGS)
-        self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        config = loaded.config
+        self._init_vocabulary(loaded.path, config.dim, config.inference_len, loaded.item_ids,
+                              embeddings, loaded.metrics)  # fmt: skip
 
     @classmethod
     def load(cls, version_dir: Path, threads: int = 1, dtype: str = "float32") -> Encoder:
@@ -52,52 +49,9 @@ class Encoder:
         return cls(load_artifact(Path(version_dir)), dtype)
 
     @property
-    def version(self) -> str:
-        """The artifact version directory's name, e.g. ``v3``."""
-        return self._loaded.path.name
-
-    @property
     def dtype(self) -> str:
         """``float32`` or ``bfloat16``: what the forward pass computes in."""
         return self._dtype
-
-    @property
-    def max_len(self) -> int:
-        return self._max_len
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The artifact's ``metrics.json`` (training figures, config, dataset)."""
-        return self._loaded.metrics
-
-    @property
-    def dim(self) -> int:
-        return self._loaded.config.dim
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._loaded.item_ids
-
-    def item_embeddings(self) -> np.ndarray:
-        """float32 [n_items, dim]; row i belongs to ``item_ids[i]``."""
-        return self._embeddings
-
-    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """How many of each user's items the model knows, [B] int64 (0 means cold start)."""
-        return known_counts(sequences, self._index)
-
-    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """[B] bool: False where ``encode`` returns a zero vector (nothing known)."""
-        return self.known_counts(sequences) > 0
-
-    def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """User vectors [B, dim] float32 from item-id histories, oldest first.
-
-        Unknown ids are skipped, only the last ``max_len`` known items count, and a user
-        with no known item gets a zero vector (see :meth:`has_history`).
-        """
-        rows = [history_indices(s, self._index, self._max_len) for s in sequences]
-        return encode_grouped(rows, self.dim, self._forward)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

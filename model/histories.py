@@ -4,6 +4,8 @@ torch and the ONNX Runtime encoders so that both read a history the same way."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,3 +46,72 @@ def encode_grouped(
             batch[row, : len(rows[r])] = rows[r]  # right-padded, as in training
         out[group] = forward(batch)
     return out
+
+
+class HistoryEncoder:
+    """What both encoders share: the served item ids, length and dimension, the item
+    embeddings, and history → indices → grouped forward passes. Subclasses set the fields in
+    their constructor and implement :meth:`_forward` (``[b, t]`` int64 → ``[b, dim]``)."""
+
+    _path: Path
+    _dim: int
+    _max_len: int
+    _item_ids: tuple[str, ...]
+    _index: dict[str, int]
+    _embeddings: np.ndarray
+    _metrics: dict[str, Any]
+
+    def _init_vocabulary(self, path: Path, dim: int, max_len: int, item_ids: tuple[str, ...],
+                         embeddings: np.ndarray, metrics: dict[str, Any]) -> None:  # fmt: skip
+        self._path, self._dim, self._max_len = path, dim, max_len
+        self._item_ids = item_ids
+        self._index = {item: i + 1 for i, item in enumerate(item_ids)}  # 0 pads
+        self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self._metrics = metrics
+
+    @property
+    def version(self) -> str:
+        """The artifact version directory's name, e.g. ``v3``."""
+        return self._path.name
+
+    @property
+    def max_len(self) -> int:
+        """The served history length."""
+        return self._max_len
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The artifact's ``metrics.json`` (training figures, config, dataset)."""
+        return self._metrics
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._item_ids
+
+    def item_embeddings(self) -> np.ndarray:
+        """float32 [n_items, dim]; row i belongs to ``item_ids[i]``."""
+        return self._embeddings
+
+    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """How many of each user's items the model knows, [B] int64 (0 means cold start)."""
+        return known_counts(sequences, self._index)
+
+    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """[B] bool: False where ``encode`` returns a zero vector (nothing known)."""
+        return self.known_counts(sequences) > 0
+
+    def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """User vectors [B, dim] float32 from item-id histories, oldest first.
+
+        Unknown ids are skipped, only the last ``max_len`` known items count, and a user
+        with no known item gets a zero vector (see :meth:`has_history`).
+        """
+        rows = [history_indices(s, self._index, self._max_len) for s in sequences]
+        return encode_grouped(rows, self._dim, self._forward)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError

@@ -3,15 +3,13 @@ without torch, and faster per call on one CPU thread (docs/streams.md has the fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
 
 from recstream.artifacts import ArtifactError, load_npy, resolve_version, verify_manifest
-from recstream.model.histories import encode_grouped, history_indices, known_counts
+from recstream.model.histories import HistoryEncoder
 from recstream.model.layout import (
     CONFIG,
     EMBEDDINGS,
@@ -36,7 +34,7 @@ def onnx_available(version_dir: Path) -> bool:
     return True
 
 
-class OnnxEncoder:
+class OnnxEncoder(HistoryEncoder):
     """A verified version's exported encoder. Build it with :meth:`load`."""
 
     dtype = "float32"
@@ -51,13 +49,11 @@ class OnnxEncoder:
         if missing:
             raise ArtifactError(f"{version_dir}: {', '.join(missing)} not listed in the manifest")
         config = read_config(version_dir / CONFIG)
-        self._path = version_dir
-        self._dim = config.dim
-        self._max_len = config.inference_len
-        self._item_ids = read_item_ids(version_dir / ITEM_IDS, config.n_items)
-        self._index = {item: i + 1 for i, item in enumerate(self._item_ids)}
-        self._embeddings = np.ascontiguousarray(load_npy(version_dir / EMBEDDINGS), np.float32)
-        self._metrics: dict[str, Any] = orjson.loads((version_dir / METRICS).read_bytes())
+        item_ids = read_item_ids(version_dir / ITEM_IDS, config.n_items)
+        embeddings = load_npy(version_dir / EMBEDDINGS)
+        metrics = orjson.loads((version_dir / METRICS).read_bytes())
+        self._init_vocabulary(version_dir, config.dim, config.inference_len, item_ids,
+                              embeddings, metrics)  # fmt: skip
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -71,40 +67,6 @@ class OnnxEncoder:
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
         return cls(resolve_version(Path(path)), threads)
-
-    @property
-    def version(self) -> str:
-        return self._path.name
-
-    @property
-    def max_len(self) -> int:
-        return self._max_len
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self._metrics
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._item_ids
-
-    def item_embeddings(self) -> np.ndarray:
-        return self._embeddings
-
-    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        return known_counts(sequences, self._index)
-
-    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        return self.known_counts(sequences) > 0
-
-    def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """User vectors [B, dim] float32, as :meth:`recstream.model.Encoder.encode`."""
-        rows = [history_indices(s, self._index, self._max_len) for s in sequences]
-        return encode_grouped(rows, self._dim, self._forward)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(["vec"], {"seq": batch})[0], dtype=np.float32)

@@ -78,6 +78,21 @@ class Outgoing:
 
 
 @dataclass
+class Step:
+    """One event's way through a batch."""
+
+    valid: Valid
+    applied: bool  # it changed state: not a replay, not a duplicate
+    state: UserState  # the user's state right after this event
+    items: Scored = field(default_factory=list)  # its list, best first
+    warm: bool = False  # the model made the list (else trending items)
+
+    @property
+    def ids(self) -> list[str]:
+        return [item for item, _ in self.items]
+
+
+@dataclass
 class Snapshot:
     """What Redis held for a batch before it was applied."""
 
@@ -161,32 +176,26 @@ class Pipeline:
         snapshot = await self._read(batch)
         # States keep as many items as the model serving this batch reads: a swap to a model
         # of another length changes what the next events keep.
-        states, flags, after = self._apply(batch, snapshot, recommender.max_len)
-        applied = [v for v, done in zip(batch, flags, strict=True) if done]
-        # Unavailable items join each user's exclusions: the index drops those by row number,
-        # which is far cheaper than a per-candidate availability callback.
-        unavailable = tuple(self.catalog.unavailable)
-        requests = [Request(s.sequence, _excluded(s, unavailable)) for s in after]
-        lists = recommender.recommend(requests, self.config.k)
-        warm = [bool(items) for items in lists]  # made by the model, not trending
-        lists = await self._fill_cold(lists, after)
+        states, steps = self._apply(batch, snapshot, recommender.max_len)
+        self._recommend(recommender, steps)
+        await self._fill_cold(steps)
         created = int(time.time() * 1000)
         version = recommender.version
-        recs = [
-            self._record(v, items, version, created) for v, items in zip(batch, lists, strict=True)
-        ]
-        ids = [[i for i, _ in rec.items] for rec in recs]
-        made = (Served(r.rec_id, created, version, row) for r, row in zip(recs, ids, strict=True))
+        recs = [self._record(step, version, created) for step in steps]
+        made = (
+            (step.valid.event, step.applied, Served(rec.rec_id, created, version, step.ids))
+            for step, rec in zip(steps, recs, strict=True)
+        )
         hits = attribute_batch(
-            zip((v.event for v in batch), flags, made, strict=True),
+            made,
             snapshot.served,
             self.config.attribution_window_ms,
             self.config.served_kept,
             self.counted,
         )
-        measured = self._measure(recommender, applied, ids, warm, hits, created)
+        measured = self._measure(recommender, steps, hits, created)
         marks = _watermarks(batch)
-        await self._write(batch, marks, states, applied, recs, snapshot.served, measured)
+        await self._write(batch, marks, states, steps, recs, snapshot.served, measured)
         self._remember(batch, marks, snapshot, states)
         self.metrics.record(measured, time.perf_counter() - started)
         return recs
@@ -249,13 +258,12 @@ class Pipeline:
 
     def _apply(
         self, batch: Sequence[Valid], snap: Snapshot, max_len: int
-    ) -> tuple[dict[str, UserState], list[bool], list[UserState]]:
-        """Fold the batch into the states; returns the final states, whether each event was
-        applied (not a replay or duplicate) and each event's state right after it."""
+    ) -> tuple[dict[str, UserState], list[Step]]:
+        """Fold the batch into the states; returns the final states and one step per event
+        (whether it was applied, the user's state right after it)."""
         states = dict(snap.states)
         seen_ids = set(snap.known_event_ids)
-        applied: list[bool] = []
-        after: list[UserState] = []
+        steps: list[Step] = []
         for v in batch:
             event, src = v.event, v.source
             replay = src.offset <= snap.watermarks.get((src.topic, src.partition), -1)
@@ -267,31 +275,37 @@ class Pipeline:
                 )
                 if event.event_id is not None:
                     seen_ids.add(event.event_id)
-            applied.append(not (replay or duplicate))
-            after.append(states[event.user_id])
-        return states, applied, after
+            steps.append(Step(v, not (replay or duplicate), states[event.user_id]))
+        return states, steps
 
-    async def _fill_cold(self, lists: list[Scored], after: list[UserState]) -> list[Scored]:
+    def _recommend(self, recommender: Recommender, steps: list[Step]) -> None:
+        """The model's list for every step whose user it can encode."""
+        # Unavailable items join each user's exclusions: the index drops those by row number,
+        # which is far cheaper than a per-candidate availability callback.
+        unavailable = tuple(self.catalog.unavailable)
+        requests = [Request(s.state.sequence, _excluded(s.state, unavailable)) for s in steps]
+        for step, items in zip(steps, recommender.recommend(requests, self.config.k), strict=True):
+            step.items, step.warm = items, bool(items)
+
+    async def _fill_cold(self, steps: list[Step]) -> None:
         """Trending items (in the user's favourite category when known) for users the model
         cannot encode yet."""
-        cold = [i for i, items in enumerate(lists) if not items]
+        cold = [step for step in steps if not step.items]
         if not cold:
-            return lists
-        favourite = {i: top_category(dict(after[i].categories)) for i in cold}
-        cats = set(favourite.values())
+            return
+        favourite = [top_category(dict(step.state.categories)) for step in cold]
+        cats = sorted(set(favourite), key=str)
         fetch = self.config.k * 4 + 50
         epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for cat in sorted(cats, key=str):
+            for cat in cats:
                 for e in (epoch, epoch - 1):
                     pipe.zrevrange(self.keys.trending(e, cat), 0, fetch, withscores=True)
             replies = await pipe.execute()
         pairs = [merge_epochs(*replies[j : j + 2]) for j in range(0, len(replies), 2)]
-        ranked = dict(zip(sorted(cats, key=str), pairs, strict=True))
-        filled = list(lists)
-        for i in cold:
-            filled[i] = self._pick_trending(ranked[favourite[i]], after[i])
-        return filled
+        ranked = dict(zip(cats, pairs, strict=True))
+        for step, cat in zip(cold, favourite, strict=True):
+            step.items = self._pick_trending(ranked[cat], step.state)
 
     def _pick_trending(self, ranked: list[tuple[bytes, float]], state: UserState) -> Scored:
         exclude = state.excluded
@@ -305,15 +319,12 @@ class Pipeline:
         return out
 
     def _measure(
-        self,
-        recommender: Recommender,
-        applied: list[Valid],
-        ids: list[list[str]],
-        warm: list[bool],
-        hits: list[Hit],
-        created: int,
+        self, recommender: Recommender, steps: list[Step], hits: list[Hit], created: int
     ) -> BatchMetrics:
-        """The batch's numbers for the online metrics; ``ids``: the item ids of each list."""
+        """The batch's numbers for the online metrics."""
+        applied = [step.valid for step in steps if step.applied]
+        ids = [step.ids for step in steps]
+        warm = [step.warm for step in steps]
         latency_ms = np.fromiter((created - v.event.ts for v in applied), np.float64, len(applied))
         return BatchMetrics(
             version=recommender.version,
@@ -342,18 +353,20 @@ class Pipeline:
                 out[rows] = embedding_diversity([len(ids[b]) for b in rows], table)
         return out
 
-    def _record(self, v: Valid, items: Scored, version: str, created: int) -> Outgoing:
+    def _record(self, step: Step, version: str, created: int) -> Outgoing:
         rec_id = f"{self._rec_prefix}{next(self._rec_counter):016x}"
-        user = v.event.user_id
-        payload = recommendation_json(rec_id, user, items, version, v.source, v.event.ts, created)
-        return Outgoing(rec_id, user, items, version, created, payload)
+        event, items = step.valid.event, step.items
+        payload = recommendation_json(
+            rec_id, event.user_id, items, version, step.valid.source, event.ts, created
+        )
+        return Outgoing(rec_id, event.user_id, items, version, created, payload)
 
     async def _write(
         self,
         batch: Sequence[Valid],
         marks: dict[tuple[str, int], int],
         states: dict[str, UserState],
-        applied: list[Valid],
+        steps: list[Step],
         recs: list[Outgoing],
         served: dict[str, list[Served]],
         measured: BatchMetrics,
@@ -362,6 +375,7 @@ class Pipeline:
         command instead of a dozen (a command costs more in redis-py than the bytes it
         carries). Every key travels in KEYS (the values to set first, as plain arguments);
         the rest of the plan is one JSON argument that names keys by their place in KEYS."""
+        applied = [step.valid for step in steps if step.applied]
         changed = {v.event.user_id for v in applied}
         values: dict[str, str | bytes] = {
             self.keys.state(u): states[u].to_json() for u in sorted(changed)

@@ -22,34 +22,30 @@ import itertools
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import orjson
 from redis.asyncio import Redis
 
 from recstream.streams.attribution import (
     Hit,
     Served,
     attribute_batch,
-    served_from_json,
-    served_to_json,
 )
 from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
 from recstream.streams.diversity import category_diversity, embedding_diversity
 from recstream.streams.keys import Keys
-from recstream.streams.metrics import BatchMetrics, OnlineMetrics, increment_args
+from recstream.streams.metrics import BatchMetrics, OnlineMetrics
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
+from recstream.streams.store import BatchWrite, StateStore
 from recstream.streams.trending import (
     decayed_increment,
     epoch_length_ms,
     epoch_of,
-    merge_epochs,
     top_category,
 )
 
@@ -167,8 +163,9 @@ class Pipeline:
         self._rec_prefix = secrets.token_hex(8)
         self._rec_counter = itertools.count()
         self.cache = UserCache(config.cached_users)
-        # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
-        self._script = redis.register_script(_BATCH_SCRIPT)
+        # An epoch's sorted set is read during the next epoch too, then expires.
+        trending_ttl_ms = 3 * epoch_length_ms(config.trending_half_life_ms)
+        self.store = StateStore(redis, keys, config.event_id_ttl_s, trending_ttl_ms)
 
     async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
         started = time.perf_counter()
@@ -217,28 +214,11 @@ class Pipeline:
         marks = {p: self.cache.watermarks[p] for p in parts if p in self.cache.watermarks}
         unknown = [p for p in parts if p not in marks]
         eids = sorted({v.event.event_id for v in batch if v.event.event_id})
-        if not (users or unknown or eids):
-            return Snapshot(states, marks, set(), served)
-        wanted = {
-            "state": [self.keys.state(u) for u in users],
-            "served": [self.keys.served(u) for u in users],
-            "mark": [self.keys.watermark(t, p) for t, p in unknown],
-            "eid": [self.keys.event_id(e) for e in eids],
-        }
-        wanted = {name: keys for name, keys in wanted.items() if keys}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys in wanted.values():
-                pipe.mget(keys)
-            got = dict(zip(wanted, await pipe.execute(), strict=True))
-        for u, raw_state, raw_served in zip(
-            users, got.get("state", []), got.get("served", []), strict=True
-        ):
-            states[u] = UserState.from_json(raw_state)
-            served[u] = served_from_json(raw_served)
-        read = zip(unknown, got.get("mark", []), strict=True)
-        marks.update({p: int(w) for p, w in read if w is not None})
-        seen_ids = {e for e, hit in zip(eids, got.get("eid", []), strict=True) if hit}
-        return Snapshot(states, marks, seen_ids, served)
+        stored = await self.store.read(users, unknown, eids)
+        states.update(stored.states)
+        served.update(stored.served)
+        marks.update(stored.watermarks)
+        return Snapshot(states, marks, stored.known_event_ids, served)
 
     def _remember(
         self,
@@ -295,15 +275,8 @@ class Pipeline:
             return
         favourite = [top_category(dict(step.state.categories)) for step in cold]
         cats = sorted(set(favourite), key=str)
-        fetch = self.config.k * 4 + 50
         epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cat in cats:
-                for e in (epoch, epoch - 1):
-                    pipe.zrevrange(self.keys.trending(e, cat), 0, fetch, withscores=True)
-            replies = await pipe.execute()
-        pairs = [merge_epochs(*replies[j : j + 2]) for j in range(0, len(replies), 2)]
-        ranked = dict(zip(cats, pairs, strict=True))
+        ranked = await self.store.trending(cats, epoch, fetch=self.config.k * 4 + 50)
         for step, cat in zip(cold, favourite, strict=True):
             step.items = self._pick_trending(ranked[cat], step.state)
 
@@ -371,62 +344,42 @@ class Pipeline:
         served: dict[str, list[Served]],
         measured: BatchMetrics,
     ) -> None:
-        """Everything the batch changes, in one script call: atomic like a MULTI, and one
-        command instead of a dozen (a command costs more in redis-py than the bytes it
-        carries). Every key travels in KEYS (the values to set first, as plain arguments);
-        the rest of the plan is one JSON argument that names keys by their place in KEYS."""
+        """Everything the batch changed, to the store in one atomic write."""
         applied = [step.valid for step in steps if step.applied]
-        changed = {v.event.user_id for v in applied}
-        values: dict[str, str | bytes] = {
-            self.keys.state(u): states[u].to_json() for u in sorted(changed)
-        }
-        values.update({self.keys.recs(rec.user_id): rec.payload for rec in recs})
-        values.update({self.keys.served(u): served_to_json(served[u]) for u in served})
-        table = KeyTable(values)
-        increments = measured.increments()
-        new_versions = sorted(set(increments) - self._registered)
-        stats = table(self.keys.stats())
-        counters = [[stats, "valid", str(len(batch))], [stats, "applied", str(len(applied))]]
-        for version, fields in increments.items():
-            key = table(self.keys.metrics(version))
-            args = increment_args(fields)
-            counters += [[key, args[i], args[i + 1]] for i in range(0, len(args), 2)]
-        trending = self._trending_increments(applied)
-        metrics_key = self.keys.metrics(measured.version)
-        plan: dict[str, Any] = {
-            "m": len(values),
-            "z": [[table(z), item, inc] for (z, item), inc in trending.items()],
-            # An epoch's sorted set is read during the next epoch too, then expires.
-            "zttl": 3 * epoch_length_ms(self.config.trending_half_life_ms),
-            "e": [table(self.keys.event_id(v.event.event_id)) for v in applied if v.event.event_id],
-            "ttl": self.config.event_id_ttl_s,
-            # GREATEST semantics: a replay never moves a watermark backwards.
-            "w": [[table(self.keys.watermark(t, p)), str(o)] for (t, p), o in marks.items()],
-            "h": counters,
-            "p": [table(self.keys.metrics_items(measured.version)), sorted(measured.shown)],
-            "s": [[table(metrics_key), "catalog_size", str(measured.catalog_size)]]
-            if measured.catalog_size
-            else [],
-            "v": [table(self.keys.metrics_versions()), new_versions] if new_versions else [],
-        }
-        await self._script(keys=table.keys, args=[orjson.dumps(plan), *values.values()])
+        changed = sorted({v.event.user_id for v in applied})
+        new_versions = sorted(set(measured.increments()) - self._registered)
+        await self.store.write(
+            BatchWrite(
+                states={user: states[user] for user in changed},
+                latest={rec.user_id: rec.payload for rec in recs},
+                served=served,
+                event_ids=[v.event.event_id for v in applied if v.event.event_id],
+                watermarks=marks,
+                valid=len(batch),
+                applied=len(applied),
+                measured=measured,
+                trending=self._trending_increments(applied),
+                new_versions=new_versions,
+            )
+        )
         self._registered |= set(new_versions)
 
-    def _trending_increments(self, applied: list[Valid]) -> dict[tuple[str, str], float]:
-        """Summed decayed weights per (sorted set, item) for the batch's applied events."""
-        totals: dict[tuple[str, str], float] = {}
+    def _trending_increments(
+        self, applied: list[Valid]
+    ) -> dict[tuple[int, str | None, str], float]:
+        """Summed decayed weights per (epoch, category or None for overall, item) for the
+        batch's applied events."""
+        totals: dict[tuple[int, str | None, str], float] = {}
         for v in applied:
             weight = self.config.weights.get(v.event.type, 0.0)
             if weight <= 0:
                 continue
             epoch, inc = decayed_increment(weight, v.event.ts, self.config.trending_half_life_ms)
             item = v.event.item_id
-            targets = [self.keys.trending(epoch)]
             category = self.catalog.category(item)
-            if category is not None:
-                targets.append(self.keys.trending(epoch, category))
-            for key in targets:
-                totals[key, item] = totals.get((key, item), 0.0) + inc
+            for target in (None, category) if category is not None else (None,):
+                key = (epoch, target, item)
+                totals[key] = totals.get(key, 0.0) + inc
         return totals
 
 
@@ -443,52 +396,3 @@ def _watermarks(batch: Sequence[Valid]) -> dict[tuple[str, int], int]:
         key = (v.source.topic, v.source.partition)
         marks[key] = max(marks.get(key, -1), v.source.offset)
     return marks
-
-
-class KeyTable:
-    """The KEYS of one script call: the keys to set first, in order, then every other key
-    once, named in the plan by its 1-based place."""
-
-    def __init__(self, first: Iterable[str]) -> None:
-        self.keys: list[str] = list(first)
-        self._at = {key: i + 1 for i, key in enumerate(self.keys)}
-
-    def __call__(self, key: str) -> int:
-        at = self._at.get(key)
-        if at is None:
-            self.keys.append(key)
-            at = self._at[key] = len(self.keys)
-        return at
-
-
-# One batch's writes. KEYS: every key it touches (Redis Cluster needs them there), the first
-# plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys by place in KEYS.
-_BATCH_SCRIPT = """
-local d = cjson.decode(ARGV[1])
-for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
-local touched = {}
-for _, t in ipairs(d.z) do
-  redis.call('ZINCRBY', KEYS[t[1]], t[3], t[2])
-  touched[t[1]] = true
-end
-for k, _ in pairs(touched) do redis.call('PEXPIRE', KEYS[k], d.zttl) end
-for _, k in ipairs(d.e) do redis.call('SET', KEYS[k], 1, 'EX', d.ttl) end
-for _, m in ipairs(d.w) do
-  local cur = tonumber(redis.call('GET', KEYS[m[1]]) or '-1')
-  if tonumber(m[2]) > cur then redis.call('SET', KEYS[m[1]], m[2]) end
-end
-for _, h in ipairs(d.h) do
-  if string.find(h[3], '.', 1, true) then
-    redis.call('HINCRBYFLOAT', KEYS[h[1]], h[2], h[3])
-  else
-    redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
-  end
-end
-local shown = d.p[2]
-for i = 1, #shown, 4000 do
-  redis.call('PFADD', KEYS[d.p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
-end
-for _, f in ipairs(d.s) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
-if d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end
-return 0
-"""

@@ -101,16 +101,16 @@ def test_a_failed_write_leaves_the_cache_as_redis_is(redis_url: str) -> None:
     async def test(pipeline: Pipeline, keys: Keys) -> None:
         await _process(pipeline, _message(0, 0, "u1", "g0-1"))
         before = pipeline.cache.users["u1"]
-        write = pipeline._script
+        write = pipeline.store._script
 
         async def failing(*args: Any, **kwargs: Any) -> None:
             raise ConnectionError("redis went away")
 
-        pipeline._script = failing  # type: ignore[assignment]
+        pipeline.store._script = failing  # type: ignore[assignment]
         with pytest.raises(ConnectionError):
             await _process(pipeline, _message(0, 1, "u1", "g0-2"))
         assert pipeline.cache.users["u1"] == before
-        pipeline._script = write
+        pipeline.store._script = write
         await _process(pipeline, _message(0, 1, "u1", "g0-2"))  # the retry
         assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
 

@@ -1,0 +1,188 @@
+"""The pipeline's Redis I/O, and nothing else: what a batch needs that the worker's cache lacks
+(one round trip), everything a batch changes (one atomic script call), and the trending lists
+of cold start. The pipeline hands over facts; key names, encodings and Lua live here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from recstream.streams.attribution import Served, served_from_json, served_to_json
+from recstream.streams.keys import Keys
+from recstream.streams.metrics import BatchMetrics, increment_args
+from recstream.streams.state import UserState
+from recstream.streams.trending import merge_epochs
+
+Partition = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What Redis holds for some users, partitions and producers' event ids."""
+
+    states: dict[str, UserState]
+    served: dict[str, list[Served]]
+    watermarks: dict[Partition, int]  # partitions without one are absent
+    known_event_ids: set[str]
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """Everything one batch changes."""
+
+    states: dict[str, UserState]  # users whose state changed
+    latest: dict[str, bytes]  # user → the record of their newest list
+    served: dict[str, list[Served]]  # user → their last served lists, for attribution
+    event_ids: list[str]  # producers' ids of the applied events
+    watermarks: dict[Partition, int]  # the highest offset of the batch per partition
+    valid: int
+    applied: int
+    measured: BatchMetrics
+    trending: dict[tuple[int, str | None, str], float]  # (epoch, category, item) → increment
+    new_versions: list[str]  # versions that get counters for the first time
+
+
+class StateStore:
+    def __init__(self, redis: Redis, keys: Keys, event_id_ttl_s: int, trending_ttl_ms: int):
+        self.redis, self.keys = redis, keys
+        self.event_id_ttl_s, self.trending_ttl_ms = event_id_ttl_s, trending_ttl_ms
+        # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
+        self._script = redis.register_script(_BATCH_SCRIPT)
+
+    async def read(
+        self, users: list[str], partitions: list[Partition], event_ids: list[str]
+    ) -> Stored:
+        """One round trip (none when nothing is asked)."""
+        wanted = {
+            "state": [self.keys.state(u) for u in users],
+            "served": [self.keys.served(u) for u in users],
+            "mark": [self.keys.watermark(t, p) for t, p in partitions],
+            "eid": [self.keys.event_id(e) for e in event_ids],
+        }
+        wanted = {name: keys for name, keys in wanted.items() if keys}
+        got: dict[str, list[Any]] = {}
+        if wanted:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys in wanted.values():
+                    pipe.mget(keys)
+                got = dict(zip(wanted, await pipe.execute(), strict=True))
+        raw = zip(users, got.get("state", []), got.get("served", []), strict=True)
+        states, served = {}, {}
+        for user, raw_state, raw_served in raw:
+            states[user] = UserState.from_json(raw_state)
+            served[user] = served_from_json(raw_served)
+        read = zip(partitions, got.get("mark", []), strict=True)
+        marks = {p: int(w) for p, w in read if w is not None}
+        known = {e for e, hit in zip(event_ids, got.get("eid", []), strict=True) if hit}
+        return Stored(states, served, marks, known)
+
+    async def write(self, w: BatchWrite) -> None:
+        """Everything the batch changes, in one script call: atomic like a MULTI, and one
+        command instead of a dozen (a command costs more in redis-py than the bytes it
+        carries). Every key travels in KEYS (the values to set first, as plain arguments);
+        the rest of the plan is one JSON argument that names keys by their place in KEYS."""
+        keys = self.keys
+        values: dict[str, str | bytes] = {keys.state(u): s.to_json() for u, s in w.states.items()}
+        values.update({keys.recs(user): payload for user, payload in w.latest.items()})
+        values.update({keys.served(u): served_to_json(lists) for u, lists in w.served.items()})
+        table = KeyTable(values)
+        plan: dict[str, Any] = {
+            "m": len(values),
+            "z": [
+                [table(keys.trending(e, c)), item, inc] for (e, c, item), inc in w.trending.items()
+            ],
+            # An epoch's sorted set is read during the next epoch too, then expires.
+            "zttl": self.trending_ttl_ms,
+            "e": [table(keys.event_id(e)) for e in w.event_ids],
+            "ttl": self.event_id_ttl_s,
+            # GREATEST semantics: a replay never moves a watermark backwards.
+            "w": [[table(keys.watermark(t, p)), str(o)] for (t, p), o in w.watermarks.items()],
+            "h": self._counters(w, table),
+            "p": [table(keys.metrics_items(w.measured.version)), sorted(w.measured.shown)],
+            "s": self._catalog_size(w.measured, table),
+            "v": [table(keys.metrics_versions()), w.new_versions] if w.new_versions else [],
+        }
+        await self._script(keys=table.keys, args=[orjson.dumps(plan), *values.values()])
+
+    def _counters(self, w: BatchWrite, table: KeyTable) -> list[list[Any]]:
+        stats = table(self.keys.stats())
+        counters: list[list[Any]] = [[stats, "valid", str(w.valid)]]
+        counters.append([stats, "applied", str(w.applied)])
+        for version, fields in w.measured.increments().items():
+            key = table(self.keys.metrics(version))
+            args = increment_args(fields)
+            counters += [[key, args[i], args[i + 1]] for i in range(0, len(args), 2)]
+        return counters
+
+    def _catalog_size(self, measured: BatchMetrics, table: KeyTable) -> list[list[Any]]:
+        if not measured.catalog_size:
+            return []
+        return [
+            [table(self.keys.metrics(measured.version)), "catalog_size", str(measured.catalog_size)]
+        ]
+
+    async def trending(
+        self, categories: list[str | None], epoch: int, fetch: int
+    ) -> dict[str | None, list[tuple[bytes, float]]]:
+        """The most popular items per category (None: overall), this epoch's and the previous
+        one's merged; ``fetch`` + 1 of each."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cat in categories:
+                for e in (epoch, epoch - 1):
+                    pipe.zrevrange(self.keys.trending(e, cat), 0, fetch, withscores=True)
+            replies = await pipe.execute()
+        pairs = [merge_epochs(*replies[j : j + 2]) for j in range(0, len(replies), 2)]
+        return dict(zip(categories, pairs, strict=True))
+
+
+class KeyTable:
+    """The KEYS of one script call: the keys to set first, in order, then every other key
+    once, named in the plan by its 1-based place."""
+
+    def __init__(self, first: Iterable[str]) -> None:
+        self.keys: list[str] = list(first)
+        self._at = {key: i + 1 for i, key in enumerate(self.keys)}
+
+    def __call__(self, key: str) -> int:
+        at = self._at.get(key)
+        if at is None:
+            self.keys.append(key)
+            at = self._at[key] = len(self.keys)
+        return at
+
+
+# One batch's writes. KEYS: every key it touches (Redis Cluster needs them there), the first
+# plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys by place in KEYS.
+_BATCH_SCRIPT = """
+local d = cjson.decode(ARGV[1])
+for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
+local touched = {}
+for _, t in ipairs(d.z) do
+  redis.call('ZINCRBY', KEYS[t[1]], t[3], t[2])
+  touched[t[1]] = true
+end
+for k, _ in pairs(touched) do redis.call('PEXPIRE', KEYS[k], d.zttl) end
+for _, k in ipairs(d.e) do redis.call('SET', KEYS[k], 1, 'EX', d.ttl) end
+for _, m in ipairs(d.w) do
+  local cur = tonumber(redis.call('GET', KEYS[m[1]]) or '-1')
+  if tonumber(m[2]) > cur then redis.call('SET', KEYS[m[1]], m[2]) end
+end
+for _, h in ipairs(d.h) do
+  if string.find(h[3], '.', 1, true) then
+    redis.call('HINCRBYFLOAT', KEYS[h[1]], h[2], h[3])
+  else
+    redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
+  end
+end
+local shown = d.p[2]
+for i = 1, #shown, 4000 do
+  redis.call('PFADD', KEYS[d.p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
+end
+for _, f in ipairs(d.s) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
+if d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end
+return 0
+"""

@@ -157,7 +157,6 @@ class Pipeline:
         # Clicks and purchases always count as hits; other types when they weigh anything.
         positive = {t for t, w in config.weights.items() if w > 0}
         self.counted = frozenset({"click", "purchase", *positive})
-        self._registered: set[str] = set()  # versions this process added to metrics:versions
         # rec_id = 64 random bits per process + a counter: unique across workers and restarts
         # at a fraction of uuid4's cost per list.
         self._rec_prefix = secrets.token_hex(8)
@@ -347,7 +346,6 @@ class Pipeline:
         """Everything the batch changed, to the store in one atomic write."""
         applied = [step.valid for step in steps if step.applied]
         changed = sorted({v.event.user_id for v in applied})
-        new_versions = sorted(set(measured.increments()) - self._registered)
         await self.store.write(
             BatchWrite(
                 states={user: states[user] for user in changed},
@@ -359,10 +357,8 @@ class Pipeline:
                 applied=len(applied),
                 measured=measured,
                 trending=self._trending_increments(applied),
-                new_versions=new_versions,
             )
         )
-        self._registered |= set(new_versions)
 
     def _trending_increments(
         self, applied: list[Valid]

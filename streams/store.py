@@ -43,7 +43,6 @@ class BatchWrite:
     applied: int
     measured: BatchMetrics
     trending: dict[tuple[int, str | None, str], float]  # (epoch, category, item) → increment
-    new_versions: list[str]  # versions that get counters for the first time
 
 
 class StateStore:
@@ -52,6 +51,7 @@ class StateStore:
         self.event_id_ttl_s, self.trending_ttl_ms = event_id_ttl_s, trending_ttl_ms
         # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
         self._script = redis.register_script(_BATCH_SCRIPT)
+        self._registered: set[str] = set()  # versions this process added to metrics:versions
 
     async def read(
         self, users: list[str], partitions: list[Partition], event_ids: list[str]
@@ -90,6 +90,8 @@ class StateStore:
         values.update({keys.recs(user): payload for user, payload in w.latest.items()})
         values.update({keys.served(u): served_to_json(lists) for u, lists in w.served.items()})
         table = KeyTable(values)
+        increments = w.measured.increments()
+        new_versions = sorted(set(increments) - self._registered)
         plan: dict[str, Any] = {
             "m": len(values),
             "z": [
@@ -101,18 +103,21 @@ class StateStore:
             "ttl": self.event_id_ttl_s,
             # GREATEST semantics: a replay never moves a watermark backwards.
             "w": [[table(keys.watermark(t, p)), str(o)] for (t, p), o in w.watermarks.items()],
-            "h": self._counters(w, table),
+            "h": self._counters(w, increments, table),
             "p": [table(keys.metrics_items(w.measured.version)), sorted(w.measured.shown)],
             "s": self._catalog_size(w.measured, table),
-            "v": [table(keys.metrics_versions()), w.new_versions] if w.new_versions else [],
+            "v": [table(keys.metrics_versions()), new_versions] if new_versions else [],
         }
         await self._script(keys=table.keys, args=[orjson.dumps(plan), *values.values()])
+        self._registered |= set(new_versions)
 
-    def _counters(self, w: BatchWrite, table: KeyTable) -> list[list[Any]]:
+    def _counters(
+        self, w: BatchWrite, increments: dict[str, dict[str, int | float]], table: KeyTable
+    ) -> list[list[Any]]:
         stats = table(self.keys.stats())
         counters: list[list[Any]] = [[stats, "valid", str(w.valid)]]
         counters.append([stats, "applied", str(w.applied)])
-        for version, fields in w.measured.increments().items():
+        for version, fields in increments.items():
             key = table(self.keys.metrics(version))
             args = increment_args(fields)
             counters += [[key, args[i], args[i + 1]] for i in range(0, len(args), 2)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -24,7 +25,8 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 @dataclass(frozen=True)
 class RowFilter:
-    """One query row's filter: excluded catalogue rows (sorted, unique) and an allow-filter."""
+    """One query row's filter: excluded catalogue rows (any order, may repeat) and an
+    allow-filter."""
 
     excluded: np.ndarray
     allowed: Allowed | None
@@ -67,12 +69,13 @@ def _rows_of(items: Collection[str] | None, i: int, row_of: Mapping[str, int]) -
         return _NO_ROWS
     if isinstance(items, str) or not isinstance(items, Collection):
         raise ValueError(f"exclude[{i}] must be a collection of item ids, got {type(items)}")
-    try:  # one lookup per item in C; ids that are not strings are not in row_of
-        found: set[int | None] = set(map(row_of.get, items))
+    try:  # one lookup per item in C, -1 for unknown ids (ids that are not strings included)
+        rows = np.fromiter(map(row_of.get, items, repeat(-1)), np.int64, len(items))
     except TypeError:  # an unhashable "id"
-        found = {row_of[item] for item in items if isinstance(item, str) and item in row_of}
-    # A set and sort: np.unique costs more here.
-    return np.array(sorted(r for r in found if r is not None), dtype=np.int64)
+        rows = np.array([row_of.get(i, -1) for i in items if isinstance(i, str)], np.int64)
+    # Neither sorted nor deduplicated: masking needs neither, and sorting cost more than
+    # the mask (a long history repeats an item only when it was also bought).
+    return rows[rows >= 0]
 
 
 def _is_filter(value: object) -> bool:

@@ -144,3 +144,31 @@ def test_item_id_mapping_round_trips_through_vectors_and_scores():
 def test_bad_search_input_is_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 12),
+    n=st.integers(1, 2500),
+    k=st.integers(1, 300),
+    seed=st.integers(0, 2**16),
+    shape=st.sampled_from(["normal", "ties", "masked", "skewed"]),
+)
+def test_top_k_columns_are_the_k_largest_of_every_row(rows, n, k, seed, shape):
+    from recstream.index.search import top_k_columns
+
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((rows, n)).astype(np.float32)
+    if shape == "ties":
+        scores = np.round(scores, 1)
+    elif shape == "masked":  # excluded items are -inf, as in a search with exclusions
+        scores[:, rng.integers(0, n, size=n // 2)] = -np.inf
+    elif shape == "skewed":  # the sampled scores are the largest: fewer than k pass
+        scores[:, ::8] += 100.0
+    top = top_k_columns(scores, k)
+    kept = min(k, n)
+    assert top.shape == (rows, kept)
+    assert all(len(set(row)) == kept for row in top.tolist())
+    expected = -np.sort(-scores, axis=1)[:, :kept]
+    got = -np.sort(-np.take_along_axis(scores, top, axis=1), axis=1)
+    np.testing.assert_array_equal(got, expected)

@@ -49,7 +49,10 @@ def mmr_batch(
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"MMR lambda must be in [0, 1], got {lam}")
-    rel = normalise_scores(np.asarray(relevance, dtype=np.float64))
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if relevance.shape[-1] == 0:  # no candidates at all
+        return [np.zeros(0, dtype=np.int64) for _ in range(relevance.shape[0])]
+    rel = normalise_scores(relevance)
     batch, n = rel.shape
     counts = np.minimum(np.isfinite(rel).sum(axis=1), max(k, 0))
     steps = int(counts.max()) if batch else 0
@@ -58,24 +61,21 @@ def mmr_batch(
     unit = unit if normalised else unit_rows(unit)
     rows = np.arange(batch)
     picked = np.zeros((batch, steps), dtype=np.int64)
-    available = np.isfinite(rel)
-    closest = np.zeros((batch, n))  # highest similarity to anything picked so far
+    # λ·relevance, -inf for padding and (as the loop goes) for what is picked; the gain is
+    # computed into one buffer in place: a fresh array per operation was most of a small
+    # batch's time.
+    weighted = np.where(np.isfinite(rel), lam * rel, -np.inf)
+    closest = np.zeros((batch, n), dtype=np.float32)  # highest similarity to anything picked
+    gain = np.empty((batch, n))
     for step in range(steps):
-        gain = rel if step == 0 else lam * rel - (1.0 - lam) * closest
-        best = np.where(available, gain, -np.inf).argmax(axis=1)
+        if step == 0:
+            best = rel.argmax(axis=1)  # the most relevant first, whatever λ
+        else:
+            np.multiply(closest, lam - 1.0, out=gain)
+            gain += weighted
+            best = gain.argmax(axis=1)
         picked[:, step] = best
-        available[rows, best] = False
+        weighted[rows, best] = -np.inf
         similarity = np.matmul(unit, unit[rows, best][:, :, None])[:, :, 0]  # [B, N]
-        closest = np.maximum(closest, similarity)
+        np.maximum(closest, similarity, out=closest)
     return [picked[b, : counts[b]] for b in range(batch)]
-
-
-def mmr(relevance: Sequence[float], features: np.ndarray, k: int, lam: float) -> list[int]:
-    """One list: ``relevance`` ``[N]``, ``features`` ``[N, F]``."""
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"MMR lambda must be in [0, 1], got {lam}")
-    if len(relevance) == 0:
-        return []
-    rel = np.asarray(relevance, dtype=np.float64).reshape(1, -1)
-    feats = np.asarray(features, dtype=np.float64).reshape(1, rel.shape[1], -1)
-    return [int(i) for i in mmr_batch(rel, feats, k, lam)[0]]

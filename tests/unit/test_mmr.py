@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recstream.streams.mmr import mmr, mmr_batch, normalise_scores, one_hot
+from recstream.streams.mmr import mmr_batch, normalise_scores, one_hot
 from recstream.vectors import unit_rows
+
+
+def mmr(relevance: list[float], features: np.ndarray, k: int, lam: float) -> list[int]:
+    """One list through the batched MMR."""
+    rel = np.asarray(relevance, dtype=np.float64)[None, :]
+    feats = np.asarray(features, dtype=np.float64)[None, :, :]
+    return mmr_batch(rel, feats, k, lam)[0].tolist()
 
 
 def test_lambda_one_is_plain_relevance_order() -> None:

@@ -27,6 +27,7 @@ from recstream.index.params import faiss_threads, search_params
 from recstream.index.space import to_index_space
 from recstream.index.synthetic import clustered_catalogue, user_queries
 from recstream.index.tuning import RECALL_K, exact_top, proxy_queries, recall
+from recstream.stats import percentiles
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _throughput(
                 seconds = _timed(call, _batches(data, batch), min_seconds)
                 out[f"{name}_qps_batch{batch}"] = _qps(seconds, batch)
                 if batch == 1:
-                    out[f"{name}_latency_us_batch1"] = _percentiles(seconds)
+                    out[f"{name}_latency_us_batch1"] = percentiles(seconds, (50, 99), 1e6, digits=1)
     return out
 
 
@@ -231,11 +232,6 @@ def _timed(
 
 def _qps(seconds: np.ndarray, batch: int) -> float:
     return round(batch * seconds.size / float(seconds.sum()), 1)
-
-
-def _percentiles(seconds: np.ndarray) -> dict[str, float]:
-    p50, p99 = np.percentile(seconds, [50, 99]) * 1e6
-    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
 
 
 def _mb(n_bytes: int) -> float:

@@ -14,6 +14,7 @@ from recstream.model.data import load_dataset
 from recstream.model.encoder import Encoder
 from recstream.model.onnx_encoder import OnnxEncoder
 from recstream.model.sequences import Vocabulary, build_sequences
+from recstream.stats import percentiles
 
 BATCHES = (1, 64)
 
@@ -46,10 +47,7 @@ def bench_encoder(
         for batch in batches[:5]:
             encoder.encode(batch)  # warm-up: allocator and kernel selection
         per_user = [_time(encoder, batch) / size * 1e6 for batch in batches]
-        result[f"batch{size}"] = {
-            "p50": round(float(np.percentile(per_user, 50)), 1),
-            "p99": round(float(np.percentile(per_user, 99)), 1),
-        }
+        result[f"batch{size}"] = percentiles(per_user, (50, 99), digits=1)
     metrics = encoder.metrics
     return {
         "encode_us_per_user": result,

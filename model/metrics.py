@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from recstream.vectors import unit_rows
+from recstream.diversity import embedding_diversity
 
 
 def hit_rate(ranks: np.ndarray, k: int) -> float:
@@ -32,19 +32,13 @@ def coverage(top: np.ndarray, n_items: int) -> float:
 
 
 def intra_list_diversity(top: np.ndarray, features: np.ndarray) -> float:
-    """Mean pairwise cosine distance (1 - cos) inside each list, averaged over lists.
-
-    ``features`` [n_items, F]: genre indicators or embeddings. An item without features
-    (a zero row) counts as unlike every other item.
-    """
+    """Intra-list diversity (``recstream.diversity``: 1 − mean pairwise cosine, an item
+    without features unlike every other) by ``features`` [n_items, F] (genre indicators or
+    embeddings), averaged over the lists ``top`` [U, k]; 0.0 when no list has two items."""
     if top.shape[0] == 0 or top.shape[1] < 2:
         return 0.0
-    unit = unit_rows(features)
-    lists = unit[top].astype(np.float64)  # [U, k, F]
-    sims = lists @ lists.transpose(0, 2, 1)  # [U, k, k]
-    k = top.shape[1]
-    off_diagonal = (sims.sum(axis=(1, 2)) - np.trace(sims, axis1=1, axis2=2)) / (k * (k - 1))
-    return float(np.mean(1.0 - off_diagonal))
+    lengths = np.full(top.shape[0], top.shape[1])
+    return float(np.mean(embedding_diversity(lengths, features[top.ravel()])))
 
 
 def novelty(top: np.ndarray, popularity: np.ndarray) -> float:

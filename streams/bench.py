@@ -30,6 +30,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from recstream.stats import percentile, percentiles
+
 GRACE_S = 3.0
 # A backlog that grows by (rate - capacity) per second adds that much waiting to every later
 # event: over a 10 s run, a 1% overload already moves the median by about 75 ms.
@@ -74,8 +76,7 @@ class Run:
             "achieved_send_rate": round(len(lat) / max(self.send_seconds, 1e-9), 1),
         }
         if received:
-            for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
-                out[name] = _finite(float(np.percentile(lat, q, method="higher")))
+            out.update(percentiles(lat, (50, 99, 99.9)))
             out["max_received"] = round(float(lat[np.isfinite(lat)].max()), 3)
             first, last = self.quarter_medians()
             out["p50_first_quarter"], out["p50_last_quarter"] = _finite(first), _finite(last)
@@ -86,9 +87,7 @@ class Run:
         (misses count as infinitely late)."""
         at, lat = self.latencies_ms()
         lo, hi = np.quantile(at, [0.25, 0.75])
-        first = np.percentile(lat[at <= lo], 50, method="higher")
-        last = np.percentile(lat[at >= hi], 50, method="higher")
-        return float(first), float(last)
+        return percentile(lat[at <= lo], 50), percentile(lat[at >= hi], 50)
 
     def sustained(self) -> bool:
         """Consumer lag did not grow: the last quarter's events waited at most

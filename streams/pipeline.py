@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from redis.asyncio import Redis
 
+from recstream.diversity import category_codes, category_diversity, embedding_diversity
 from recstream.streams.attribution import (
     Hit,
     Served,
@@ -35,7 +36,6 @@ from recstream.streams.attribution import (
 )
 from recstream.streams.batches import Valid
 from recstream.streams.catalog import Catalog
-from recstream.streams.diversity import category_diversity, embedding_diversity
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import BatchMetrics, OnlineMetrics
 from recstream.streams.recommender import Recommender, Request, Scored
@@ -316,7 +316,7 @@ class Pipeline:
         """By category when the catalogue knows categories, else by the model's item vectors
         (lists the model made; trending items may be unknown to it); NaN: not measured."""
         if self.catalog.has_categories:
-            return category_diversity(ids, self.catalog.category)
+            return category_diversity(*category_codes(ids, self.catalog.category))
         out = np.full(len(ids), np.nan)
         rows = [b for b, w in enumerate(warm) if w]
         if rows:

@@ -10,24 +10,18 @@ import numpy as np
 from redis.asyncio import Redis
 
 from recstream.artifacts import version_number
+from recstream.stats import percentiles
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import OnlineMetrics
 
 SNAPSHOT_VERSIONS = 8  # newest versions reported in a snapshot
 
 
-def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int]:
+def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int | None]:
     if not samples_s.size:
         return {"n": 0}
-    ms = samples_s * 1000
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(ms.max()), 3),
-        "n": int(ms.size),
-    }
+    out: dict[str, float | int | None] = dict(percentiles(samples_s, (50, 95, 99), 1000))
+    return out | {"max": round(float(samples_s.max()) * 1000, 3), "n": int(samples_s.size)}
 
 
 def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any]:

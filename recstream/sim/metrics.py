@@ -9,21 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from recstream.diversity import category_diversity
 from recstream.sim.world import Reaction
 
 # The keys docs/contract.md fixes for each round and for the baseline.
 METRICS = ("ctr", "conversion", "coverage", "diversity")
 # Averaged over the rounds for each arm.
 SUMMARY_KEYS = (*METRICS, "ctr@k")
-
-
-def intra_list_diversity(categories: np.ndarray) -> float | None:
-    """Share of item pairs of one list whose categories differ; None below two items."""
-    n = len(categories)
-    if n < 2:
-        return None
-    same = np.equal.outer(categories, categories).sum() - n  # ordered pairs, diagonal out
-    return float(1.0 - same / (n * (n - 1)))
 
 
 class Tally:
@@ -55,8 +47,8 @@ class Tally:
         self.purchases += int(reaction.bought)
         self.foreign += int((items < 0).sum())
         self.shown.update(int(i) for i in items if i >= 0)
-        ild = intra_list_diversity(categories)
-        if ild is not None:
+        ild = float(category_diversity(categories[None, :], [len(categories)])[0])
+        if not np.isnan(ild):  # lists of fewer than two items have none
             self.diversity.append(ild)
         if version is not None:
             self.versions[version] += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recstream.sim.metrics import intra_list_diversity
+from recstream.diversity import category_diversity
 from recstream.sim.scenarios import SCENARIOS
 from recstream.sim.world import World
 from tests.integration.conftest import Names, read_topic
@@ -81,8 +81,9 @@ def test_simulate_measures_the_lists_the_worker_published(
         rows = [[catalogue.row[i["item_id"]] for i in x["items"]] for x in shown]
         distinct = {row for lst in rows for row in lst}
         assert summary["coverage"] == pytest.approx(len(distinct) / len(catalogue))
-        ilds = [intra_list_diversity(catalogue.category[np.array(lst, np.int64)]) for lst in rows]
-        ilds = [d for d in ilds if d is not None]  # lists of fewer than two items have none
+        cats = [catalogue.category[np.array(lst, np.int64)] for lst in rows]
+        ilds = [category_diversity(c[None, :], [len(c)])[0] for c in cats]
+        ilds = [d for d in ilds if not np.isnan(d)]  # lists of fewer than two items have none
         assert summary["diversity"] == pytest.approx(np.mean(ilds) if ilds else 0.0)
         assert summary["ctr@k"] == pytest.approx(summary["clicks"] / max(sum(map(len, rows)), 1))
         for event in reactions:  # each click names the list it came from

@@ -3,46 +3,13 @@ snapshot's rates."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from recstream.streams.attribution import Hit
-from recstream.streams.diversity import category_diversity, embedding_diversity
 from recstream.streams.metrics import BatchMetrics, Buckets, OnlineMetrics, increment_args
 from recstream.streams.snapshots import snapshot, version_summary
-
-
-def test_category_diversity_is_the_share_of_pairs_in_different_categories() -> None:
-    cats = {"a1": "a", "a2": "a", "b1": "b", "c1": "c"}
-    lists = [["a1", "a2", "b1"], ["a1", "b1", "c1"], ["a1", "a2"], ["a1"], ["a1", "new"]]
-    div = category_diversity(lists, cats.get)
-    assert div[0] == pytest.approx(2 / 3)  # (a1,b1), (a2,b1) of three pairs
-    assert div[1] == 1.0
-    assert div[2] == 0.0
-    assert math.isnan(div[3])  # one item: no pair
-    assert div[4] == 1.0  # an item without a category differs from every other
-
-
-def test_embedding_diversity_matches_pairwise_cosines() -> None:
-    rng = np.random.default_rng(0)
-    lengths = [4, 2, 3, 1]
-    table = rng.standard_normal((sum(lengths), 5))
-    div = embedding_diversity(lengths, table)
-    start = 0
-    for b, n in enumerate(lengths):
-        rows = table[start : start + n] / np.linalg.norm(table[start : start + n], axis=1)[:, None]
-        start += n
-        if n < 2:
-            assert math.isnan(div[b])
-            continue
-        sims = [rows[i] @ rows[j] for i in range(n) for j in range(n) if i != j]
-        assert div[b] == pytest.approx(1 - np.mean(sims))
-    same = embedding_diversity([3], np.ones((3, 4)))
-    assert same[0] == pytest.approx(0.0)
-    assert embedding_diversity([], np.zeros((0, 4))).size == 0
 
 
 def batch(version: str = "v2", hits: list[Hit] | None = None) -> BatchMetrics:

@@ -13,7 +13,7 @@ import pytest
 from recstream.sim.arms import ARMS, FrozenModel, FrozenRequest
 from recstream.sim.bus import NoRecommendation, Position
 from recstream.sim.loop import LoopConfig, Simulation, SimulationError
-from recstream.sim.metrics import Popularity, Tally, intra_list_diversity
+from recstream.sim.metrics import Popularity, Tally
 from recstream.sim.scenarios import SCENARIOS
 from recstream.sim.world import Reaction, World
 
@@ -307,13 +307,6 @@ def test_lists_longer_than_k_are_refused() -> None:
     sim, _ = simulation(k=5)  # FakeBus answers with 10 items
     with pytest.raises(SimulationError, match="RECSTREAM_TOP_K"):
         sim.run()
-
-
-def test_intra_list_diversity() -> None:
-    assert intra_list_diversity(np.array([1, 1, 1])) == 0.0
-    assert intra_list_diversity(np.array([1, 2, 3])) == 1.0
-    assert intra_list_diversity(np.array([1, 1, 2, 2])) == pytest.approx(4 / 6)
-    assert intra_list_diversity(np.array([5])) is None
 
 
 def test_tally_summary() -> None:

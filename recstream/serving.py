@@ -4,9 +4,7 @@ reads the settings and calls these; streams/, model/ and index/ only ever see pl
 
 from __future__ import annotations
 
-import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,18 +131,4 @@ def _load_version(version: Path, s: Settings) -> Recommender:
 
     encoder = load_encoder(version, s.encoder_backend, s.encoder_dtype, threads=1)
     index = load_index(version, threads=1)
-    threads = s.recommend_threads
-    return ModelRecommender(
-        encoder,
-        index,
-        candidates=s.candidates,
-        mmr_lambda=s.mmr_lambda,
-        shards=threads,
-        pool=shard_pool(threads - 1) if threads > 1 else None,
-    )
-
-
-@functools.cache
-def shard_pool(threads: int) -> ThreadPoolExecutor:
-    """One pool per process, shared by every model version a worker swaps to."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="recstream-shard")
+    return ModelRecommender(encoder, index, candidates=s.candidates, mmr_lambda=s.mmr_lambda)

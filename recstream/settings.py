@@ -70,10 +70,6 @@ class Settings(BaseSettings):
     # thread, needs no torch) or torch. auto: ONNX Runtime when the version has the file and
     # the dtype is float32, else torch.
     encoder_backend: Literal["auto", "onnx", "torch"] = "auto"
-    # Threads that make a batch's lists (encoder, index search, MMR; they release the GIL):
-    # 2 lets one worker use a second core when a large batch is in hand. 1 keeps each worker
-    # to one compute thread, for hosts with a worker per core.
-    recommend_threads: int = Field(default=1, ge=1, le=64)
     # Retrieval and re-ranking: candidates fetched from the index, then MMR down to top_k.
     candidates: int = Field(default=100, ge=1, le=10_000)
     mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)

@@ -7,7 +7,6 @@ streams/ never imports torch or faiss: the worker's entry point hands in objects
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,10 +15,6 @@ import numpy as np
 from recstream.streams.mmr import mmr_batch, one_hot
 
 Scored = list[tuple[str, float]]
-
-# A batch is split over the shard pool only when every shard gets at least this many users:
-# below that, handing work to a thread costs more than the overlap saves.
-MIN_SHARD = 16
 
 
 class Encoder(Protocol):
@@ -99,17 +94,12 @@ class ModelRecommender:
         candidates: int = 100,
         mmr_lambda: float = 0.7,
         category_of: Callable[[str], str | None] | None = None,
-        shards: int = 1,
-        pool: Executor | None = None,
     ) -> None:
-        if shards > 1 and pool is None:
-            raise ValueError(f"shards={shards} needs a pool of at least {shards - 1} threads")
         self.encoder = encoder
         self.index = index
         self.candidates = candidates
         self.mmr_lambda = mmr_lambda
         self.category_of = category_of
-        self.shards, self.pool = max(1, shards), pool
 
     @property
     def version(self) -> str:
@@ -122,13 +112,7 @@ class ModelRecommender:
     def with_categories(self, category_of: Callable[[str], str | None]) -> ModelRecommender:
         """The same model and index, diversifying by category (MMR's one-hot similarity)."""
         return ModelRecommender(
-            self.encoder,
-            self.index,
-            self.candidates,
-            self.mmr_lambda,
-            category_of,
-            self.shards,
-            self.pool,
+            self.encoder, self.index, self.candidates, self.mmr_lambda, category_of
         )
 
     @property
@@ -147,38 +131,18 @@ class ModelRecommender:
         known = self.encoder.known_counts([r.history for r in requests])
         warm = [i for i, n in enumerate(known) if n > 0]
         lists: list[Scored] = [[] for _ in requests]
-        make = lambda rows: self._lists([requests[i] for i in rows], k)  # noqa: E731
-        for rows, made in self._in_shards(warm, make):
-            for i, items in zip(rows, made, strict=True):
-                lists[i] = items
-        return lists
-
-    def _in_shards(
-        self, rows: list[int], make: Callable[[list[int]], list[Scored]]
-    ) -> list[tuple[list[int], list[Scored]]]:
-        """``make`` over interleaved shards of ``rows``, all but the first on the pool: the
-        encoder, the index and numpy release the GIL, so shards use several cores."""
-        n = min(self.shards, len(rows) // MIN_SHARD) if self.pool is not None else 1
-        if n <= 1 or self.pool is None:
-            return [(rows, make(rows))] if rows else []
-        parts = [rows[j::n] for j in range(n)]
-        jobs = [self.pool.submit(make, part) for part in parts[1:]]
-        made = [make(parts[0]), *(job.result() for job in jobs)]
-        return list(zip(parts, made, strict=True))
-
-    def _lists(self, requests: Sequence[Request], k: int) -> list[Scored]:
-        """One list per request whose history the model knows (some of it)."""
-        vectors = self.encoder.encode([r.history for r in requests])
+        if not warm:
+            return lists
+        vectors = self.encoder.encode([requests[i].history for i in warm])
         pool = max(k, self.candidates)
-        exclude = [r.exclude for r in requests]
+        exclude = [requests[i].exclude for i in warm]
         # Rows, not ids, until the final k: string ids for every candidate cost more than MMR.
         rows, scores = self.index.search_rows(vectors, pool, exclude=exclude)
         orders = self._diversify(rows, scores, k)
         ids = self.index.item_ids
-        lists = []
-        for row, score, order in zip(rows, scores, orders, strict=True):
+        for i, row, score, order in zip(warm, rows, scores, orders, strict=True):
             picked = [ids[r] for r in row[order].tolist()]
-            lists.append(list(zip(picked, score[order].tolist(), strict=True)))
+            lists[i] = list(zip(picked, score[order].tolist(), strict=True))
         return lists
 
     def _diversify(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[np.ndarray]:

@@ -51,49 +51,6 @@ def test_mmr_mixes_genres_when_asked() -> None:
         assert (len(genres) > 1) is expect_mixed
 
 
-def test_sharded_lists_are_the_lists_of_one_thread_in_request_order() -> None:
-    import random
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from recstream.streams.recommender import MIN_SHARD
-
-    ids, vecs = genre_world()
-    rng = random.Random(3)
-    requests = [
-        Request(history, set(history))
-        for history in ([rng.choice(ids) for _ in range(rng.randint(0, 4))] for _ in range(80))
-    ]
-    requests.append(Request(["unknown"], set()))  # cold: stays empty, in place
-    one = ModelRecommender(MeanEncoder(ids, vecs), ExactIndex(ids, vecs), 20, 0.7)
-    threads_seen: set[str] = set()
-    encode = one.encoder.encode
-
-    def noting_thread(sequences):
-        threads_seen.add(threading.current_thread().name)
-        return encode(sequences)
-
-    with ThreadPoolExecutor(2, thread_name_prefix="shard") as pool:
-        sharded = ModelRecommender(one.encoder, one.index, 20, 0.7, shards=3, pool=pool)
-        one.encoder.encode = noting_thread  # type: ignore[method-assign]
-        got = sharded.recommend(requests, k=5)
-        assert len(threads_seen) == 3  # 80 warm users: three shards of at least MIN_SHARD
-        threads_seen.clear()
-        sharded.recommend(requests[: 2 * MIN_SHARD - 1], k=5)
-        assert threads_seen == {threading.current_thread().name}  # too few: one thread
-    one.encoder.encode = encode  # type: ignore[method-assign]
-    assert got == one.recommend(requests, k=5)
-    assert got[-1] == []
-
-
-def test_shards_without_a_pool_are_refused() -> None:
-    import pytest
-
-    ids, vecs = genre_world()
-    with pytest.raises(ValueError, match="pool"):
-        ModelRecommender(MeanEncoder(ids, vecs), ExactIndex(ids, vecs), shards=2)
-
-
 def test_trending_decay_epochs_and_favourite_category() -> None:
     hour = 3_600_000
     epoch = EPOCH_HALF_LIVES * hour

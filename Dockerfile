@@ -13,7 +13,7 @@ COPY streams ./streams
 COPY model ./model
 COPY index ./index
 COPY scripts ./scripts
-RUN pip install ${PIP_EXTRA_ARGS} torch && pip install .
+RUN pip install ${PIP_EXTRA_ARGS} torch && pip install '.[train]'
 
 RUN useradd --create-home recstream && mkdir -p /artifacts && chown recstream /artifacts
 USER recstream

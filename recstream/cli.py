@@ -60,5 +60,20 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(_name).register(app, bench_app)
 
 
+# Packages of the `train` extra: a worker installed without them serves models, and any other
+# command that needs them says how to get them.
+TRAIN_EXTRA = frozenset({"torch", "onnx"})
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAIN_EXTRA:
+            raise
+        typer.echo(
+            f"recstream: this command needs {exc.name}, which is not installed; "
+            "install the training extra: pip install 'recstream[train]'",
+            err=True,
+        )
+        raise SystemExit(2) from None

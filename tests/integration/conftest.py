@@ -126,13 +126,18 @@ def names(kafka_bootstrap: str) -> Names:
 class Worker:
     """``recstream worker`` in a subprocess, logging to a file the test prints on failure."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, prelude: str | None = None) -> None:
         self.env = env
         self.log_path = log_path
         self._log = log_path.open("wb")
-        exe = Path(sys.executable).with_name("recstream")
+        args = ["worker", "--loglevel", "info"]
+        if prelude is None:
+            argv = [str(Path(sys.executable).with_name("recstream")), *args]
+        else:  # Python run before the CLI in the worker's own process (say, to hide a package)
+            code = f"{prelude}\nfrom recstream.cli import main\nmain()"
+            argv = [sys.executable, "-c", code, *args]
         self.proc = subprocess.Popen(
-            [str(exe), "worker", "--loglevel", "info"],
+            argv,
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -164,7 +169,7 @@ def start_worker(
 ) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start(**extra_env: str) -> Worker:
+    def start(prelude: str | None = None, **extra_env: str) -> Worker:
         env = {
             "RECSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "RECSTREAM_REDIS_URL": redis_url,
@@ -175,7 +180,7 @@ def start_worker(
             **names.env(),
             **extra_env,
         }
-        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log")
+        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log", prelude)
         workers.append(worker)
         return worker
 

@@ -17,6 +17,11 @@ def percentile(samples: np.ndarray | Sequence[float], q: float) -> float:
     return float(np.percentile(samples, q, method=METHOD))
 
 
+def rounded(value: float, digits: int = 3) -> float | None:
+    """``value`` rounded, or None when it is not finite (JSON has no inf)."""
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
 def percentile_name(q: float) -> str:
     """50 → ``p50``, 99.9 → ``p999``: the key a report uses for the ``q``-th percentile."""
     return "p" + f"{q:g}".replace(".", "")
@@ -34,7 +39,4 @@ def percentiles(
     if not values.size:
         return {percentile_name(q): None for q in qs}
     found = np.percentile(values, list(qs), method=METHOD)
-    return {
-        percentile_name(q): round(float(v), digits) if np.isfinite(v) else None
-        for q, v in zip(qs, found, strict=True)
-    }
+    return {percentile_name(q): rounded(v, digits) for q, v in zip(qs, found, strict=True)}

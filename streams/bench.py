@@ -30,7 +30,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from recstream.stats import percentile, percentiles
+from recstream.stats import percentile, percentiles, rounded
 
 GRACE_S = 3.0
 # A backlog that grows by (rate - capacity) per second adds that much waiting to every later
@@ -79,7 +79,7 @@ class Run:
             out.update(percentiles(lat, (50, 99, 99.9)))
             out["max_received"] = round(float(lat[np.isfinite(lat)].max()), 3)
             first, last = self.quarter_medians()
-            out["p50_first_quarter"], out["p50_last_quarter"] = _finite(first), _finite(last)
+            out["p50_first_quarter"], out["p50_last_quarter"] = rounded(first), rounded(last)
         return out
 
     def quarter_medians(self) -> tuple[float, float]:
@@ -103,11 +103,6 @@ class Run:
             and last - first <= LAG_GROWTH_MS
             and s["achieved_send_rate"] >= 0.95 * self.rate
         )
-
-
-def _finite(value: float) -> float | None:
-    """Rounded milliseconds; None where a percentile lands on missing lists."""
-    return round(value, 3) if np.isfinite(value) else None
 
 
 def synthetic_events(items: Sequence[str], n_users: int, seed: int) -> Iterator[Pair]:

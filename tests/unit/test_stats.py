@@ -24,3 +24,10 @@ def test_rounding_and_scale() -> None:
     got = percentiles(np.array([0.0012346, 0.5]), (50,), scale=1000, digits=3)
     assert got == {"p50": 500.0}
     assert percentiles(np.array([0.0012346]), (50,), scale=1000, digits=3) == {"p50": 1.235}
+
+
+def test_rounded_keeps_json_finite() -> None:
+    from recstream.stats import rounded
+
+    assert rounded(1.23456) == 1.235
+    assert rounded(math.inf) is None and rounded(math.nan) is None

@@ -7,6 +7,7 @@ cost of a batch, a batch of 256 the cost per event of a busy worker)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 import zlib
@@ -56,19 +57,56 @@ async def run_pipeline_bench(
     msgs = messages(load, plan)
     prefix = f"bench-pipeline:{uuid.uuid4().hex[:8]}"
     pipeline = Pipeline(redis, Keys(prefix), recommender, config)
+    # Last batch first, popped as processed: a message is garbage once handled, as in the worker.
+    batches = [msgs[start : start + plan.batch] for start in range(0, len(msgs), plan.batch)][::-1]
+    n_events = len(msgs)
+    del msgs
+    pauses = GcPauses()
     wall, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, len(msgs), plan.batch):
-        valid, _ = split_batch(msgs[start : start + plan.batch], int(time.time() * 1000), Limits())
-        await pipeline.process(valid)
+    with pauses:
+        while batches:
+            valid, _ = split_batch(batches.pop(), int(time.time() * 1000), Limits())
+            await pipeline.process(valid)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await _delete(redis, prefix)
     return {
-        "events": len(msgs),
+        "events": n_events,
         "batch": plan.batch,
-        "events_per_s": round(len(msgs) / wall, 1),
-        "cpu_us_per_event": round(cpu / len(msgs) * 1e6, 1),
-        "wall_us_per_event": round(wall / len(msgs) * 1e6, 1),
+        "events_per_s": round(n_events / wall, 1),
+        "cpu_us_per_event": round(cpu / n_events * 1e6, 1),
+        "wall_us_per_event": round(wall / n_events * 1e6, 1),
+        "gc": pauses.summary(),
     }
+
+
+class GcPauses:
+    """The cyclic garbage collector's pauses while in the ``with`` block: each one stalls the
+    worker's only thread, so their length is a latency tail, not an average."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, Any]:
+        """``collections``, and the pauses' total and longest in milliseconds."""
+        return {
+            "collections": len(self.pauses_ms),
+            "pause_ms_total": round(sum(self.pauses_ms, 0.0), 1),
+            "pause_ms_max": round(max(self.pauses_ms, default=0.0), 1),
+        }
 
 
 async def _delete(redis: Redis, prefix: str) -> None:

@@ -100,3 +100,19 @@ def test_pipeline_bench_messages_are_a_partitioned_replay():
         assert len({m.partition for m in mine}) <= 1  # a user's events share a partition
         items = [orjson.loads(m.value)["item_id"] for m in mine]
         assert items == [f"{user}-{i}" for i in range(len(items))]  # in history order
+
+
+def test_gc_pauses_counts_the_collections_inside_the_block_only():
+    import gc
+
+    from recstream.streams.bench_pipeline import GcPauses
+
+    pauses = GcPauses()
+    with pauses:
+        gc.collect(0)
+        gc.collect()
+    gc.collect()  # after the block: not counted
+    summary = pauses.summary()
+    assert summary["collections"] == 2
+    assert 0 <= summary["pause_ms_max"] <= summary["pause_ms_total"]
+    assert GcPauses().summary() == {"collections": 0, "pause_ms_total": 0.0, "pause_ms_max": 0.0}

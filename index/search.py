@@ -11,6 +11,7 @@ Every reported score is recomputed exactly from the embedding rows, whatever the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,10 +45,20 @@ class SearchCore:
     row_of: dict[str, int]
     threads: int = 1
 
+    @functools.cached_property
+    def columns(self) -> np.ndarray:
+        """``rows.T`` as its own contiguous [d, n] array: BLAS multiplies a few queries by it
+        2.5 times faster than by the transposed view (docs/streams.md)."""
+        return np.ascontiguousarray(self.rows.T)
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """Exact scores of every catalogue row for each prepared query, [B, n]."""
+        return queries @ self.columns
+
     def candidates(self, queries: np.ndarray, fetch: int) -> np.ndarray:
         """Approximate top-``fetch`` catalogue rows ``[B, fetch]`` (-1 where faiss ran short)."""
         if self.family == "flat":
-            return _exact_candidates(queries, self.rows, fetch)
+            return _exact_candidates(self.scores(queries), fetch)
         params = search_params(self.family, self.knob, fetch)
         with faiss_threads(self.threads):
             _, labels = self.index.search(
@@ -56,14 +67,13 @@ class SearchCore:
         return np.asarray(labels)
 
 
-def _exact_candidates(queries: np.ndarray, rows: np.ndarray, fetch: int) -> np.ndarray:
+def _exact_candidates(scores: np.ndarray, fetch: int) -> np.ndarray:
     """The top-``fetch`` rows by exact score, unordered: one matrix product and a partial sort
     beat faiss's per-query heaps for a flat index (3.5 vs 8.4 ms for 256 queries over 3,706
     items with fetch 110, one thread); the caller orders the survivors by exact score."""
-    n = rows.shape[0]
+    n = scores.shape[1]
     if fetch >= n:
-        return np.broadcast_to(np.arange(n, dtype=np.int64), (queries.shape[0], n)).copy()
-    scores = queries @ rows.T  # [B, n]
+        return np.broadcast_to(np.arange(n, dtype=np.int64), scores.shape).copy()
     return np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch].astype(np.int64)
 
 
@@ -125,7 +135,7 @@ def flat_masked_padded(
     the top k. The cost no longer grows with the largest exclusion set in the batch, which
     over-fetching made every row of a batch pay for. Rows ``[B, k]`` best first, padded with
     -1 (score -inf) where fewer than k items are eligible."""
-    scores = queries @ core.rows.T  # [B, n] exact
+    scores = core.scores(queries)  # [B, n] exact
     sizes = [f.excluded.size for f in filters]
     if sum(sizes):
         rows = np.repeat(np.arange(len(filters)), sizes)

@@ -58,7 +58,7 @@ class SearchCore:
     def candidates(self, queries: np.ndarray, fetch: int) -> np.ndarray:
         """Approximate top-``fetch`` catalogue rows ``[B, fetch]`` (-1 where faiss ran short)."""
         if self.family == "flat":
-            return _exact_candidates(self.scores(queries), fetch)
+            return _exact_candidates(self, queries, fetch)
         params = search_params(self.family, self.knob, fetch)
         with faiss_threads(self.threads):
             _, labels = self.index.search(
@@ -67,13 +67,14 @@ class SearchCore:
         return np.asarray(labels)
 
 
-def _exact_candidates(scores: np.ndarray, fetch: int) -> np.ndarray:
+def _exact_candidates(core: SearchCore, queries: np.ndarray, fetch: int) -> np.ndarray:
     """The top-``fetch`` rows by exact score, unordered: one matrix product and a partial sort
     beat faiss's per-query heaps for a flat index (3.5 vs 8.4 ms for 256 queries over 3,706
     items with fetch 110, one thread); the caller orders the survivors by exact score."""
-    n = scores.shape[1]
+    n = core.rows.shape[0]
     if fetch >= n:
-        return np.broadcast_to(np.arange(n, dtype=np.int64), scores.shape).copy()
+        return np.broadcast_to(np.arange(n, dtype=np.int64), (queries.shape[0], n)).copy()
+    scores = core.scores(queries)  # [B, n]
     return np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch].astype(np.int64)
 
 

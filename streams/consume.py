@@ -12,6 +12,11 @@ commits (the app starts a new one, which resumes from the last commit). A crash 
 the uncommitted tail, and a replay changes no user state (the pipeline is idempotent). One batch
 is handled at a time (no concurrency on stateful work), and a rebalance waits for the batch in
 hand to be committed before the partitions move.
+
+The periodic commit runs beside the read loop: it waits for the deliveries of the batches
+handled so far and commits their offsets while the next batches are read and handled. Done
+inline, that wait (the producer's acknowledgements, then the group coordinator's) stalled the
+one thread once a second, and the events arriving meanwhile waited with it.
 """
 
 from __future__ import annotations
@@ -52,14 +57,16 @@ def raw_messages(fetched: dict[TopicPartition, list[Any]]) -> list[RawMessage]:
 
 
 class DeliveryFailed(RuntimeError):
-    """Records handed to the producer were not delivered: their events must be read again."""
+    """Records handed to the producer were not delivered, or a batch's write to the store
+    failed: their events must be read again."""
 
 
 class EventConsumer(ConsumerRebalanceListener):
     """Reads ``topic`` in the consumer group ``group_id``.
 
     ``handle`` processes one micro-batch, hands its output to the producer and returns the
-    delivery futures; ``flush`` makes the producer send what it holds now.
+    delivery futures (and any other work its offsets must wait for); ``flush`` makes the
+    producer send what it holds now.
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class EventConsumer(ConsumerRebalanceListener):
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._sent: list[Awaitable[Any]] = []  # deliveries the next commit waits for
         self._failed: DeliveryFailed | None = None  # set by a commit: this consumer must stop
+        self._committing: asyncio.Task[None] | None = None  # the periodic commit in flight
         self._stopping = asyncio.Event()  # set by stop(): finish the batch in hand, commit, leave
         self._idle = asyncio.Event()  # set while no run() is in progress
         self._idle.set()
@@ -117,7 +125,8 @@ class EventConsumer(ConsumerRebalanceListener):
         )
         consumer.subscribe([self.topic], listener=self)
         self.consumer = consumer
-        self._done, self._sent, self._failed = {}, [], None  # resume from the last commit
+        # Resume from the last commit.
+        self._done, self._sent, self._failed, self._committing = {}, [], None, None
         self._idle.clear()
         try:
             await consumer.start()
@@ -148,34 +157,56 @@ class EventConsumer(ConsumerRebalanceListener):
                         end = consumer.highwater(tp)
                         if end is not None:
                             self.lag[tp.partition] = max(0, end - records[-1].offset - 1)
-            if time.monotonic() - last_commit >= cfg.commit_interval_s:
-                await self.commit()
+            if time.monotonic() - last_commit >= cfg.commit_interval_s and self._commit_idle():
+                self._committing = asyncio.create_task(self._commit(*self._take()))
                 last_commit = time.monotonic()
 
-    async def commit(self) -> None:
-        """Flush the producer, then commit every handled offset still assigned to us."""
-        async with self._lock:
-            await self._commit_locked()
+    def _commit_idle(self) -> bool:
+        """No periodic commit in flight (a slow one delays the next; its offsets wait). One
+        that failed stops this consumer here, as it did when commits ran inline."""
+        task = self._committing
+        if task is None:
+            return True
+        if not task.done():
+            return False
+        self._committing = None
+        task.result()
+        return True
 
-    async def _commit_locked(self) -> None:
+    def _take(self) -> tuple[dict[TopicPartition, int], list[Awaitable[Any]]]:
+        """The offsets handled so far and the deliveries they wait for, now this commit's."""
+        done, sent = self._done, self._sent
+        self._done, self._sent = {}, []
+        return done, sent
+
+    async def commit(self) -> None:
+        """After the periodic commit in flight, flush the producer and commit every handled
+        offset still assigned to us (on stop and before a rebalance)."""
+        async with self._lock:
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
+            if self._done:
+                await self.flush()
+            await self._commit(*self._take())
+
+    async def _commit(self, done: dict[TopicPartition, int], sent: list[Awaitable[Any]]) -> None:
         consumer = self.consumer
-        if not self._done or consumer is None:
+        if self._failed is not None:  # lists were lost below these offsets: commit nothing
+            await asyncio.gather(*sent, return_exceptions=True)  # (their errors are known)
+            raise self._failed
+        if not done or consumer is None:
             return
-        await self.flush()
-        sent, self._sent = self._sent, []
         results = await asyncio.gather(*sent, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             # Our position is past events whose lists are lost: commit nothing more, and stop
             # so that a new consumer reads them again from the last commit.
-            self._done.clear()
             self._failed = DeliveryFailed(
                 f"{len(failures)} of {len(sent)} records not delivered: {failures[0]!r}"
             )
             raise self._failed
         mine = consumer.assignment()
-        offsets = {tp: off for tp, off in self._done.items() if tp in mine}
-        self._done.clear()
+        offsets = {tp: off for tp, off in done.items() if tp in mine}
         if not offsets:
             return
         try:

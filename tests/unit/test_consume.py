@@ -124,10 +124,71 @@ def test_the_read_loop_hands_batches_over_commits_what_was_handled_and_tracks_la
         stub = FetchingStub(events)
         events.consumer = stub  # type: ignore[assignment]
         await events._loop(stub)  # type: ignore[arg-type]
+        await events.commit()  # as run() does when the loop ends
         # Partition by partition, each in offset order; an empty fetch hands nothing over.
         assert handled == [[(0, 0), (0, 1), (1, 5)], [(0, 2)]]
-        # Committed after each turn: the next offset to read, per partition.
+        # The next offset to read, per partition: the first turn's in the commit started after
+        # it, the rest (the commit still in flight meanwhile) by the final one.
         assert stub.commits == [{A: 2, B: 6}, {A: 3}]
         assert events.lag == {0: 7, 1: 0}  # highwater 10 after offset 2; B is at its end
+
+    asyncio.run(scenario())
+
+
+def test_the_read_loop_goes_on_while_a_commit_waits_for_its_deliveries():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        slow = loop.create_future()  # the first batch's list, not yet acknowledged
+        handled: list[int] = []
+
+        async def handle(batch):
+            handled.append(len(batch))
+            return [slow] if len(handled) == 1 else [_delivered(loop)]
+
+        async def flush() -> None:
+            return None
+
+        config = ConsumerConfig(commit_interval_s=0.0)
+        events = EventConsumer(KafkaConnection("unused:9092"), "events", "g", config, handle, flush)
+        stub = FetchingStub(events)
+        events.consumer = stub  # type: ignore[assignment]
+        reading = asyncio.create_task(events._loop(stub))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        assert handled == [3, 1]  # the second batch did not wait for the first's delivery
+        assert stub.commits == []  # nor was anything committed before it
+        slow.set_result("metadata")
+        await reading
+        await events.commit()
+        assert stub.commits == [{A: 2, B: 6}, {A: 3}]
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_delivery_found_by_the_periodic_commit_stops_the_read_loop():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def handle(batch):
+            return [_delivered(loop, TimeoutError("broker gone"))]
+
+        async def flush() -> None:
+            return None
+
+        config = ConsumerConfig(commit_interval_s=0.0)
+        events = EventConsumer(KafkaConnection("unused:9092"), "events", "g", config, handle, flush)
+        stub = FetchingStub(events)
+        stub.fetches.insert(1, {})  # a turn for the commit to run in
+        events.consumer = stub  # type: ignore[assignment]
+
+        async def yielding_getmany(timeout_ms: int, max_records: int) -> dict:
+            await asyncio.sleep(0)
+            return await FetchingStub.getmany(stub, timeout_ms, max_records)
+
+        stub.getmany = yielding_getmany  # type: ignore[method-assign]
+        with pytest.raises(DeliveryFailed):
+            await events._loop(stub)  # type: ignore[arg-type]
+        with pytest.raises(DeliveryFailed):
+            await events.commit()  # the final commit of run() commits nothing either
+        assert stub.commits == []
 
     asyncio.run(scenario())

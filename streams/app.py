@@ -32,7 +32,7 @@ from recstream.streams.consume import ConsumerConfig, EventConsumer
 from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import OnlineMetrics
-from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig
+from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, StoreFailed
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import CatalogItem, ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
@@ -109,10 +109,15 @@ async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float 
 async def process_isolating_failures(
     pipeline: Pipeline, batch: Sequence[Valid]
 ) -> tuple[list[Outgoing], list[Rejected]]:
-    """Process a batch; if it fails for a non-transient reason, retry event by event so that a
-    poison event fails alone. Returns the lists made and dead letters for events that failed."""
+    """Process a batch, writing behind; if it fails for a non-transient reason, retry event by
+    event, each written at once, so that a poison event fails alone. Returns the lists made and
+    dead letters for events that failed. :class:`StoreFailed` (an earlier batch's write) is
+    raised: the consumer must resume from its last commit."""
     try:
-        return await retry(functools.partial(pipeline.process, batch), "processing a batch"), []
+        process = functools.partial(pipeline.process, batch, behind=True)
+        return await retry(process, "processing a batch"), []
+    except StoreFailed:
+        raise
     except Exception:
         log.exception("batch of %d failed; retrying one event at a time", len(batch))
     recs: list[Outgoing] = []
@@ -246,6 +251,8 @@ def add_events(
         valid, rejected = split_batch(batch, now_ms(), config.limits)
         recs, failed = await process_isolating_failures(pipeline, valid) if valid else ([], [])
         sent = await output.lists(recs)
+        if pipeline.writing is not None:  # committed only once Redis has the batch too
+            sent.append(pipeline.writing)
         if rejected or failed:
             sent += await output.dead_letters(rejected + failed)
         return sent
@@ -258,7 +265,7 @@ def add_events(
         handle,
         app.producer.flush,
         lag=pipeline.metrics.lag,
-        on_rebalance=pipeline.cache.clear,
+        on_rebalance=pipeline.forget,
     )
 
     @app.task

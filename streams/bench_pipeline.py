@@ -66,7 +66,8 @@ async def run_pipeline_bench(
     with pauses:
         while batches:
             valid, _ = split_batch(batches.pop(), int(time.time() * 1000), Limits())
-            await pipeline.process(valid)
+            await pipeline.process(valid, behind=True)  # as the worker does
+        await pipeline.settle()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await _delete(redis, prefix)
     return {

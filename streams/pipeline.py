@@ -13,11 +13,21 @@ A worker is the only writer of its partitions' users while it owns them, so it k
 states, served lists and watermarks it wrote in memory (:class:`UserCache`) and reads Redis only
 for users it has not seen since the last rebalance: with real histories, parsing a user's
 state and lists on every batch was a fifth of the hot path. The cache is emptied whenever
-partitions move, and filled only after a batch's write succeeded.
+partitions move.
+
+The worker writes behind (``process(batch, behind=True)``): a batch's write is sent and the
+next batch is worked out while Redis applies it, from the cache, which already holds what the
+write carries; writes still reach Redis one at a time, in batch order. The write is among the
+batch's delivery futures (:attr:`Pipeline.writing`), so its offsets are committed only once it
+succeeded. When one fails, the next batch stops with :class:`StoreFailed`: the consumer must
+resume from its last commit, with the cache emptied (:meth:`Pipeline.forget`), and the writes
+wait for Redis again until one succeeds — so that a write that keeps failing fails inside its
+own batch, where a poison event can be found.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -59,6 +69,14 @@ class PipelineConfig:
     attribution_window_ms: int = 30 * 60 * 1000
     served_kept: int = 5  # lists kept per user for attribution by rec_id
     cached_users: int = 50_000  # users whose state this worker keeps in memory (0: none)
+
+
+SEND_TURNS = 2
+
+
+class StoreFailed(RuntimeError):
+    """The previous batch's write failed after the batch was handed on: the states worked out
+    since are not in Redis. Resume from the last commit."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +183,37 @@ class Pipeline:
         # An epoch's sorted set is read during the next epoch too, then expires.
         trending_ttl_ms = 3 * epoch_length_ms(config.trending_half_life_ms)
         self.store = StateStore(redis, keys, config.event_id_ttl_s, trending_ttl_ms)
+        self.writing: asyncio.Task[None] | None = None  # the last write made behind
+        self._writing_users: frozenset[str] = frozenset()  # whose states it carries
+        self._writing_event_ids: frozenset[str] = frozenset()
+        self._behind_ok = True  # False from a failed write until a write succeeds
 
-    async def process(self, batch: Sequence[Valid]) -> list[Outgoing]:
+    def forget(self) -> None:
+        """Partitions moved, or the consumer resumes from its last commit: what this worker
+        knew of its users may be stale (call it with no batch in hand)."""
+        self.cache.clear()
+        if self.writing is not None and self.writing.done():
+            if self.writing.cancelled() or self.writing.exception() is not None:
+                self._behind_ok = False
+            self.writing = None
+
+    async def settle(self) -> None:
+        """Wait for the write made behind; :class:`StoreFailed` if it failed (once)."""
+        task = self.writing
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)  # a cancelled caller leaves the write running
+        except Exception as exc:
+            self.cache.clear()
+            self._behind_ok = False
+            raise StoreFailed(f"the previous batch's write failed: {exc!r}") from exc
+        finally:
+            if task.done():
+                self.writing = None
+
+    async def process(self, batch: Sequence[Valid], behind: bool = False) -> list[Outgoing]:
+        """The batch's lists, its changes written (``behind``: sent, see the module doc)."""
         started = time.perf_counter()
         recommender = self.recommender  # one model for the whole batch, even during a swap
         snapshot = await self._read(batch)
@@ -191,7 +238,8 @@ class Pipeline:
         )
         measured = self._measure(recommender, steps, hits, created)
         marks = _watermarks(batch)
-        await self._write(batch, marks, states, steps, recs, snapshot.served, measured)
+        write = self._batch_write(batch, marks, states, steps, recs, snapshot.served, measured)
+        await self._write(write, behind)
         self._remember(batch, marks, snapshot, states)
         self.metrics.record(measured, time.perf_counter() - started)
         return recs
@@ -209,15 +257,18 @@ class Pipeline:
             if hit is not None:
                 states[user], served[user] = hit
         users = sorted(u for u in part_of if u not in states)
+        if not self._writing_users.isdisjoint(users):
+            await self.settle()  # (evicted from the cache meanwhile) Redis must have it first
         parts = sorted({p for ps in part_of.values() for p in ps})
         marks = {p: self.cache.watermarks[p] for p in parts if p in self.cache.watermarks}
         unknown = [p for p in parts if p not in marks]
-        eids = sorted({v.event.event_id for v in batch if v.event.event_id})
-        stored = await self.store.read(users, unknown, eids)
+        eids = {v.event.event_id for v in batch if v.event.event_id}
+        writing = eids & self._writing_event_ids  # known, if not yet to Redis
+        stored = await self.store.read(users, unknown, sorted(eids - writing))
         states.update(stored.states)
         served.update(stored.served)
         marks.update(stored.watermarks)
-        return Snapshot(states, marks, stored.known_event_ids, served)
+        return Snapshot(states, marks, stored.known_event_ids | writing, served)
 
     def _remember(
         self,
@@ -333,7 +384,7 @@ class Pipeline:
         )
         return Outgoing(rec_id, event.user_id, items, version, created, payload)
 
-    async def _write(
+    def _batch_write(
         self,
         batch: Sequence[Valid],
         marks: dict[tuple[str, int], int],
@@ -342,23 +393,38 @@ class Pipeline:
         recs: list[Outgoing],
         served: dict[str, list[Served]],
         measured: BatchMetrics,
-    ) -> None:
-        """Everything the batch changed, to the store in one atomic write."""
+    ) -> BatchWrite:
+        """Everything the batch changed."""
         applied = [step.valid for step in steps if step.applied]
         changed = sorted({v.event.user_id for v in applied})
-        await self.store.write(
-            BatchWrite(
-                states={user: states[user] for user in changed},
-                latest={rec.user_id: rec.payload for rec in recs},
-                served=served,
-                event_ids=[v.event.event_id for v in applied if v.event.event_id],
-                watermarks=marks,
-                valid=len(batch),
-                applied=len(applied),
-                measured=measured,
-                trending=self._trending_increments(applied),
-            )
+        return BatchWrite(
+            states={user: states[user] for user in changed},
+            latest={rec.user_id: rec.payload for rec in recs},
+            served=served,
+            event_ids=[v.event.event_id for v in applied if v.event.event_id],
+            watermarks=marks,
+            valid=len(batch),
+            applied=len(applied),
+            measured=measured,
+            trending=self._trending_increments(applied),
         )
+
+    async def _write(self, write: BatchWrite, behind: bool) -> None:
+        """To the store in one atomic call, after the write made behind (Redis applies them in
+        batch order); sent behind when asked and the last write did not fail."""
+        call = self.store.prepare(write)
+        await self.settle()
+        if not (behind and self._behind_ok):
+            await self.store.send(call)
+            self._behind_ok = True
+            return
+        self.writing = asyncio.create_task(self.store.send(call))
+        # The task puts the call on the socket now, not when this thread next waits: redis-py
+        # (8.1) takes two turns of the event loop to get there.
+        for _ in range(SEND_TURNS):
+            await asyncio.sleep(0)
+        self._writing_users = frozenset(write.states) | frozenset(write.served)
+        self._writing_event_ids = frozenset(write.event_ids)
 
     def _trending_increments(
         self, applied: list[Valid]

@@ -45,6 +45,15 @@ class BatchWrite:
     trending: dict[tuple[int, str | None, str], float]  # (epoch, category, item) → increment
 
 
+@dataclass(frozen=True)
+class ScriptCall:
+    """One batch's write, ready to send."""
+
+    keys: list[str]
+    args: list[Any]
+    new_versions: list[str]  # versions this call adds to metrics:versions
+
+
 class StateStore:
     def __init__(self, redis: Redis, keys: Keys, event_id_ttl_s: int, trending_ttl_ms: int):
         self.redis, self.keys = redis, keys
@@ -83,8 +92,14 @@ class StateStore:
     async def write(self, w: BatchWrite) -> None:
         """Everything the batch changes, in one script call: atomic like a MULTI, and one
         command instead of a dozen (a command costs more in redis-py than the bytes it
-        carries). Every key travels in KEYS (the values to set first, as plain arguments);
-        the rest of the plan is one JSON argument that names keys by their place in KEYS."""
+        carries)."""
+        await self.send(self.prepare(w))
+
+    def prepare(self, w: BatchWrite) -> ScriptCall:
+        """The script call of :meth:`write`, made now (the batch's objects may change once it
+        is handed over). Every key travels in KEYS (the values to set first, as plain
+        arguments); the rest of the plan is one JSON argument that names keys by their place
+        in KEYS."""
         keys = self.keys
         values: dict[str, str | bytes] = {keys.state(u): s.to_json() for u, s in w.states.items()}
         values.update({keys.recs(user): payload for user, payload in w.latest.items()})
@@ -108,8 +123,11 @@ class StateStore:
             "s": self._catalog_size(w.measured, table),
             "v": [table(keys.metrics_versions()), new_versions] if new_versions else [],
         }
-        await self._script(keys=table.keys, args=[orjson.dumps(plan), *values.values()])
-        self._registered |= set(new_versions)
+        return ScriptCall(table.keys, [orjson.dumps(plan), *values.values()], new_versions)
+
+    async def send(self, call: ScriptCall) -> None:
+        await self._script(keys=call.keys, args=call.args)
+        self._registered |= set(call.new_versions)
 
     def _counters(
         self, w: BatchWrite, increments: dict[str, dict[str, int | float]], table: KeyTable

@@ -4,6 +4,7 @@ own users, and never serves a state Redis does not hold once partitions move or 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from recstream.streams.batches import RawMessage, split_batch
 from recstream.streams.connection import redis_client
 from recstream.streams.decoding import Limits
 from recstream.streams.keys import Keys
-from recstream.streams.pipeline import Pipeline, PipelineConfig
+from recstream.streams.pipeline import Pipeline, PipelineConfig, StoreFailed
 from recstream.streams.recommender import ModelRecommender
 from recstream.streams.state import UserState
 from tests.fakes import ExactIndex, MeanEncoder, genre_world
@@ -32,11 +33,13 @@ def _message(partition: int, offset: int, user: str, item: str) -> RawMessage:
     return RawMessage("events", partition, offset, now, user.encode(), value)
 
 
-def _with_pipeline(redis_url: str, test: Callable[[Pipeline, Keys], Awaitable[Any]]) -> Any:
+def _with_pipeline(
+    redis_url: str, test: Callable[[Pipeline, Keys], Awaitable[Any]], cached_users: int = 100
+) -> Any:
     ids, vectors = genre_world()
     recommender = ModelRecommender(MeanEncoder(ids, vectors), ExactIndex(ids, vectors), 20, 1.0)
     keys = Keys(f"rstest-cache-{uuid.uuid4().hex[:8]}")
-    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=100)
+    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=cached_users)
 
     async def run() -> Any:
         redis = redis_client(redis_url)
@@ -48,10 +51,15 @@ def _with_pipeline(redis_url: str, test: Callable[[Pipeline, Keys], Awaitable[An
     return asyncio.run(run())
 
 
-async def _process(pipeline: Pipeline, *messages: RawMessage) -> list[Any]:
+async def _process(pipeline: Pipeline, *messages: RawMessage, behind: bool = False) -> list[Any]:
     valid, rejected = split_batch(messages, int(time.time() * 1000), Limits())
     assert not rejected
-    return await pipeline.process(valid)
+    return await pipeline.process(valid, behind=behind)
+
+
+def _with_id(message: RawMessage, event_id: str) -> RawMessage:
+    value = {**orjson.loads(message.value), "event_id": event_id}
+    return dataclasses.replace(message, value=orjson.dumps(value))
 
 
 async def _state(pipeline: Pipeline, keys: Keys, user: str) -> UserState:
@@ -125,5 +133,63 @@ def test_a_replay_from_the_cache_changes_no_state_but_still_answers(redis_url: s
         again = await _process(pipeline, *batch)  # a consumer re-reading after a crash
         assert len(again) == 2
         assert await pipeline.redis.get(keys.state("u1")) == raw
+
+    _with_pipeline(redis_url, test)
+
+
+def test_writing_behind_answers_first_and_keeps_redis_in_batch_order(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), behind=True)
+        first = pipeline.writing
+        assert first is not None and not first.done()  # answered before Redis had it
+        # The next batch works from the cache while the first write is on its way; the same
+        # producer's event id in both is still seen as a duplicate.
+        again = _with_id(_message(0, 1, "u1", "g0-2"), "e-1")
+        await _process(pipeline, again, behind=True)
+        await _process(pipeline, _with_id(_message(0, 2, "u1", "g0-3"), "e-1"), behind=True)
+        await pipeline.settle()
+        assert first.done() and first.exception() is None
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
+        assert await pipeline.redis.get(keys.watermark("events", 0)) == b"2"
+
+    _with_pipeline(redis_url, test)
+
+
+def test_a_user_not_cached_waits_for_the_write_behind_that_carries_them(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), behind=True)
+        await _process(pipeline, _message(0, 1, "u1", "g0-2"), behind=True)  # read from Redis
+        await pipeline.settle()
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
+
+    _with_pipeline(redis_url, test, cached_users=0)
+
+
+def test_a_failed_write_behind_stops_the_next_batch_and_writes_wait_until_one_succeeds(
+    redis_url: str,
+) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        script = pipeline.store._script
+
+        async def failing(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("OOM command not allowed")
+
+        pipeline.store._script = failing  # type: ignore[assignment]
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), behind=True)
+        failed = pipeline.writing
+        with pytest.raises(StoreFailed, match="OOM"):
+            await _process(pipeline, _message(0, 1, "u1", "g0-2"), behind=True)
+        pipeline.store._script = script
+        assert not pipeline.cache.users  # it held states Redis never got
+        assert failed is not None and failed.done()
+        # The consumer resumes from its last commit: offset 0 again, written at once.
+        pipeline.forget()
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), behind=True)
+        assert pipeline.writing is None
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1",)
+        await _process(pipeline, _message(0, 1, "u1", "g0-2"), behind=True)  # behind again
+        assert pipeline.writing is not None
+        await pipeline.settle()
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
 
     _with_pipeline(redis_url, test)

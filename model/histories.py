@@ -101,8 +101,10 @@ class HistoryEncoder:
         return known_counts(sequences, self._index)
 
     def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """[B] bool: False where ``encode`` returns a zero vector (nothing known)."""
-        return self.known_counts(sequences) > 0
+        """[B] bool: False where ``encode`` returns a zero vector (nothing known). Stops at
+        each history's first known item, where counting read all of them."""
+        known = self._index.keys()
+        return np.fromiter((not known.isdisjoint(s) for s in sequences), bool, len(sequences))
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
         """User vectors [B, dim] float32 from item-id histories, oldest first.

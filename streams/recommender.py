@@ -28,8 +28,9 @@ class Encoder(Protocol):
         """``B`` item-id sequences (oldest first) → float32 user vectors ``[B, d]``."""
         ...
 
-    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        """``[B]`` how many items of each sequence the model knows (0: cannot encode)."""
+    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        """``[B]`` bool: whether the model knows any item of each sequence (else it cannot
+        encode it)."""
         ...
 
 
@@ -128,8 +129,8 @@ class ModelRecommender:
     def recommend(self, requests: Sequence[Request], k: int) -> list[Scored]:
         """One list per request, best first; an empty list for a request without usable
         history (the caller falls back to trending items)."""
-        known = self.encoder.known_counts([r.history for r in requests])
-        warm = [i for i, n in enumerate(known) if n > 0]
+        known = self.encoder.has_history([r.history for r in requests])
+        warm = np.flatnonzero(known).tolist()
         lists: list[Scored] = [[] for _ in requests]
         if not warm:
             return lists

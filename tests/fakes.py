@@ -16,8 +16,8 @@ class MeanEncoder:
         self.version = version
         self.max_len = 50
 
-    def known_counts(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
-        return np.array([sum(i in self.row for i in s) for s in sequences], dtype=np.int64)
+    def has_history(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
+        return np.array([any(i in self.row for i in s) for s in sequences], dtype=bool)
 
     def encode(self, sequences: Sequence[Sequence[str]]) -> np.ndarray:
         out = np.zeros((len(sequences), self.table.shape[1]), dtype=np.float32)

@@ -20,21 +20,27 @@ from faust.web import Request, View
 from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from recstream.streams.batches import RawMessage, Rejected, Valid, reject, split_batch
+from recstream.streams.batches import (
+    RawMessage,
+    Rejected,
+    Valid,
+    parse_items,
+    reject,
+    split_batch,
+)
 from recstream.streams.catalog import refresh, store_items
 from recstream.streams.connection import KafkaConnection, redis_client
 from recstream.streams.consume import ConsumerConfig, EventConsumer
-from recstream.streams.decoding import InvalidEvent, Limits, describe, parse_json_object
+from recstream.streams.decoding import Limits
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import OnlineMetrics
 from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, StoreFailed
 from recstream.streams.recommender import ModelRecommender, Recommender
-from recstream.streams.records import CatalogItem, ModelUpdate
+from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
 from recstream.streams.swap import follow, load_update
 
@@ -136,19 +142,6 @@ def micro_batches(stream: faust.StreamT, size: int, wait_s: float) -> AsyncItera
     faust acks (so commits) the events of a batch only once the loop body has finished."""
     # take_events is on the concrete Stream but missing from faust's StreamT interface.
     return cast(Any, stream).take_events(size, wait_s)
-
-
-def parse_items(batch: Sequence[RawMessage], now: int) -> tuple[list[CatalogItem], list[Rejected]]:
-    items, rejected = [], []
-    for msg in batch:
-        try:
-            obj = parse_json_object(msg.value, 65536)
-            items.append(CatalogItem.model_validate(obj))
-        except InvalidEvent as exc:
-            rejected.append(reject(msg, f"items: {exc}", now))
-        except ValidationError as exc:
-            rejected.append(reject(msg, f"items: {describe(exc)}", now))
-    return items, rejected
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -6,8 +6,17 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from recstream.streams.decoding import InvalidEvent, Limits, dead_letter, decode_event
-from recstream.streams.records import DeadLetter, Event, Source
+from pydantic import ValidationError
+
+from recstream.streams.decoding import (
+    InvalidEvent,
+    Limits,
+    dead_letter,
+    decode_event,
+    describe,
+    parse_json_object,
+)
+from recstream.streams.records import CatalogItem, DeadLetter, Event, Source
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,23 @@ def split_batch(
         else:
             valid.append(Valid(event, msg))
     return valid, rejected
+
+
+def parse_items(
+    batch: Iterable[RawMessage], now_ms: int
+) -> tuple[list[CatalogItem], list[Rejected]]:
+    """Validate ``items`` records as :func:`split_batch` does events."""
+    items: list[CatalogItem] = []
+    rejected: list[Rejected] = []
+    for msg in batch:
+        try:
+            obj = parse_json_object(msg.value, Limits().max_bytes)
+            items.append(CatalogItem.model_validate(obj))
+        except InvalidEvent as exc:
+            rejected.append(reject(msg, f"items: {exc}", now_ms))
+        except ValidationError as exc:
+            rejected.append(reject(msg, f"items: {describe(exc)}", now_ms))
+    return items, rejected
 
 
 def reject(msg: RawMessage, error: str, now_ms: int) -> Rejected:

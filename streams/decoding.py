@@ -49,6 +49,8 @@ def parse_json_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise InvalidEvent(f"malformed JSON: {exc.msg} at {where}") from exc
+    except RecursionError:  # "[[[[…" fits in the size limit and would stop the consumer
+        raise InvalidEvent("JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(obj).__name__}")
     return obj

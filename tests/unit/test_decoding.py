@@ -156,3 +156,9 @@ def test_hand_built_recommendation_json_is_a_valid_record(
     assert [(i.item_id, i.score) for i in rec.items] == items
     assert (rec.rec_id, rec.model_version, rec.source) == ("r1", "v2", source)
     assert (rec.event_ts, rec.created_ts) == (1_764_000_000_000, 1_764_000_000_005)
+
+
+def test_json_nested_too_deeply_is_rejected_not_raised() -> None:
+    # 4,000 brackets fit the size limit; json's recursion limit must not stop the consumer.
+    with pytest.raises(InvalidEvent, match="nested too deeply"):
+        decode(b"[" * 4_000)

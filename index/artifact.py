@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 
 from recstream.artifacts import (
+    INDEX_LINK,
     ArtifactError,
     read_manifest,
     resolve_version,
@@ -43,7 +44,6 @@ from recstream.index.params import family_of
 from recstream.index.search import SearchCore
 from recstream.index.space import scoring_rows
 
-INDEX_LINK = "index"
 INDEX_FILE = "index.faiss"
 LOAD_ATTEMPTS = 3
 _GENERATION = re.compile(r"^index\.(\d+)$")

@@ -29,6 +29,7 @@ EMBEDDINGS = "item_embeddings.npy"
 METRICS = "metrics.json"
 ENCODER_ONNX = "encoder.onnx"  # optional: versions published before it lack it
 MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
+INDEX_LINK = "index"  # the version's current index generation (index/artifact.py writes it)
 _VERSION_RE = re.compile(r"^v(\d+)$")
 
 
@@ -53,6 +54,18 @@ def write_manifest(directory: Path, files: Iterable[str], **extra: Any) -> dict[
     manifest = {"format": 1, "files": entries, **extra}
     _write_json_atomic(directory / MANIFEST, manifest)
     return manifest
+
+
+def version_sha256(version_dir: Path) -> str:
+    """One sha256 for a whole version: over its manifest and its current index generation's
+    manifest, each of which pins its files' sha256 — so a file changed anywhere (weights,
+    encoder export, index, either manifest) changes it. What ``model-updates`` announces."""
+    digest = hashlib.sha256()
+    for name in (MANIFEST, f"{INDEX_LINK}/{MANIFEST}"):
+        path = version_dir / name
+        if name == MANIFEST or path.is_file():  # a version without an index yet
+            digest.update(f"{name} {sha256_file(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from recstream.artifacts import (
     read_manifest,
     sha256_file,
     verify_manifest,
+    version_sha256,
 )
 from recstream.model.artifact import LoadedModel, load_artifact, save_artifact
 from recstream.model.config import (
@@ -432,6 +433,7 @@ def model_update(version_dir: Path) -> ModelUpdate:
         version=version_dir.name,
         path=str(version_dir),
         sha256=sha256_file(version_dir / MANIFEST),
+        version_sha256=version_sha256(version_dir),
     )
 
 

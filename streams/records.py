@@ -115,4 +115,7 @@ class ModelUpdate(_Record):
 
     version: str
     path: str
-    sha256: str
+    sha256: str  # of the version's manifest.json
+    # Of the whole version (recstream.artifacts.version_sha256): manifest and index. Absent
+    # from announcements made before it existed; workers then check ``sha256`` alone.
+    version_sha256: str | None = None

@@ -3,7 +3,8 @@
 Every worker must see every announcement, so this is a consumer outside the group (all
 partitions assigned, no commits) that reads the topic from the beginning and acts only on
 versions newer than the one being served: an update published while the worker started is
-not missed. A version is checked (its manifest's sha256 against the announcement), loaded in a
+not missed. A version is checked (the whole version's sha256 and its manifest's against the
+announcement), loaded in a
 thread, and only then handed to the pipeline, which takes its recommender once per batch — so
 the swap lands between batches and no event is dropped. Anything wrong: the old model stays.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from recstream.artifacts import MANIFEST, sha256_file, version_number
+from recstream.artifacts import MANIFEST, sha256_file, version_number, version_sha256
 from recstream.streams.connection import KafkaConnection
 from recstream.streams.recommender import Recommender
 from recstream.streams.records import ModelUpdate
@@ -57,13 +58,20 @@ def artifact_dir(update: ModelUpdate, root: Path) -> Path:
     return announced if announced.is_dir() else root / update.version
 
 
-def check_manifest(directory: Path, sha256: str) -> None:
+def check_manifest(directory: Path, sha256: str, whole: str | None = None) -> None:
+    """The version's manifest, and the whole version when the announcement pins it (files
+    below are checked against the manifests when they load)."""
     manifest = directory / MANIFEST
     if not manifest.is_file():
         raise SwapError(f"{directory}: no {MANIFEST}")
     actual = sha256_file(manifest)
     if actual != sha256:
         raise SwapError(f"{manifest}: sha256 {actual} differs from the announced {sha256}")
+    if whole is not None and (found := version_sha256(directory)) != whole:
+        raise SwapError(
+            f"{directory}: the version's sha256 {found} differs from the announced {whole} "
+            "(its index or a manifest changed after it was announced)"
+        )
 
 
 async def load_update(
@@ -71,7 +79,7 @@ async def load_update(
 ) -> Recommender:
     """Check and load an announced version off the event loop; raises on any problem."""
     directory = artifact_dir(update, root)
-    await asyncio.to_thread(check_manifest, directory, update.sha256)
+    await asyncio.to_thread(check_manifest, directory, update.sha256, update.version_sha256)
     recommender = await asyncio.to_thread(load, directory)
     if recommender.version != update.version:
         raise SwapError(

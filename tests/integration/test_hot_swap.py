@@ -16,7 +16,15 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
-from recstream.artifacts import MANIFEST, publish_version, sha256_file, staging_dir
+from recstream.artifacts import (
+    MANIFEST,
+    publish_version,
+    read_manifest,
+    sha256_file,
+    staging_dir,
+    version_sha256,
+    write_manifest,
+)
 from recstream.streams.records import ModelUpdate
 from tests.integration.conftest import Names, Worker, read_topic, wait_until
 from tests.integration.test_model_pipeline import GENRES, PER_GENRE, genre_log
@@ -54,11 +62,14 @@ def publish_copy(source: Path, root: Path) -> Path:
     return publish_version(root, staged)
 
 
-def announce(producer: KafkaProducer, topic: str, version: Path, sha: str | None = None) -> None:
+def announce(
+    producer: KafkaProducer, topic: str, version: Path, sha: str | None = None, whole: str = ""
+) -> None:
     update = ModelUpdate(
         version=version.name,
         path=str(version),
         sha256=sha or sha256_file(version / MANIFEST),
+        version_sha256=whole or version_sha256(version),
     )
     producer.send(topic, key=version.name.encode(), value=update.model_dump_json().encode()).get(30)
 
@@ -191,15 +202,26 @@ def test_a_tampered_or_misannounced_version_is_refused(
     v4 = publish_copy(trained[1], root)
     announce(producer, names.model_updates, v4, sha="0" * 64)
 
+    # v5: announced intact, then its index replaced by another model's, manifest and all:
+    # every file matches its manifest, only the announced whole-version sha256 tells.
+    v5 = publish_copy(trained[0], root)
+    intact = version_sha256(v5)
+    generation = (v5 / "index").resolve()
+    shutil.copyfile((trained[1] / "index").resolve() / "index.faiss", generation / "index.faiss")
+    extra = {k: v for k, v in read_manifest(generation).items() if k not in ("format", "files")}
+    write_manifest(generation, ["index.faiss"], **extra)
+    announce(producer, names.model_updates, v5, whole=intact)
+
     r = redis.Redis.from_url(redis_url)
     stats = f"{names.redis_prefix}:stats"
-    assert wait_until(lambda: r.hget(stats, "swap_failures") == b"2", 90), worker.log_tail()
+    assert wait_until(lambda: r.hget(stats, "swap_failures") == b"3", 90), worker.log_tail()
     click(producer, names.events, 1).get(30)
     lists = read_topic(kafka_bootstrap, names.recommendations, 2)
     assert [json.loads(x.value)["model_version"] for x in lists] == ["v2", "v2"]
     assert serving(r, names, worker_id)["version"] == "v2"
     text = prometheus(worker.env["RECSTREAM_WEB_PORT"])
-    assert 'recstream_model_swaps_total{result="failed"} 2.0' in text
+    assert 'recstream_model_swaps_total{result="failed"} 3.0' in text
     assert 'recstream_model_serving{version="v2"} 1.0' in text
     log = worker.log_path.read_text()
     assert "refusing model v3" in log and "refusing model v4" in log
+    assert "refusing model v5" in log and "its index or a manifest changed" in log

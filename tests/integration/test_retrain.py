@@ -1,6 +1,6 @@
 """The retrain job on the real broker: read the event log (skipping bad records), train, index,
 publish v1; then only the newer events, warm-started from v1 with new items, publish v2; each
-version announced on model-updates with its manifest's sha256."""
+version announced on model-updates with its manifest's and its whole sha256."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
-from recstream.artifacts import MANIFEST, list_versions, sha256_file
+from recstream.artifacts import MANIFEST, list_versions, sha256_file, version_sha256
 from recstream.model import ModelConfig, TrainConfig, load_artifact
 from recstream.retrain import (
     OFFSETS_FILE,
@@ -125,6 +125,7 @@ def test_retrain_twice_warm_with_new_items_and_announce(
             "version": version,
             "path": str((root / version).resolve()),
             "sha256": sha256_file(root / version / MANIFEST),
+            "version_sha256": version_sha256(root / version),  # index included
         }
 
     # Nothing new since v2: refused, and nothing published.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recstream.artifacts import sha256_file
+from recstream.artifacts import sha256_file, version_sha256, write_manifest
 from recstream.streams.recommender import NoModel
 from recstream.streams.records import ModelUpdate
 from recstream.streams.swap import (
@@ -90,3 +90,21 @@ def test_load_update_checks_then_loads_and_refuses_a_wrong_version(tmp_path: Pat
     with pytest.raises(SwapError):
         asyncio.run(load_update(update("v2", str(v2)), tmp_path, load))
     assert loaded == [v2]  # a bad sha never reaches the loader
+
+
+def test_the_whole_version_sha_covers_the_index_generation(tmp_path: Path) -> None:
+    v2 = version_dir(tmp_path, "v2")
+    manifest = sha256_file(v2 / "manifest.json")
+    without_index = version_sha256(v2)
+    for generation in ("index.1", "index.2"):
+        (v2 / generation).mkdir()
+        write_manifest(v2 / generation, [], kind="recstream-index", generation=generation)
+    (v2 / "index").symlink_to("index.1")
+    whole = version_sha256(v2)
+    assert whole != without_index
+    check_manifest(v2, manifest, whole)
+    (v2 / "index").unlink()
+    (v2 / "index").symlink_to("index.2")  # another index, each file true to its manifest
+    check_manifest(v2, manifest)  # an old announcement (no whole sha) cannot tell
+    with pytest.raises(SwapError, match="its index or a manifest changed"):
+        check_manifest(v2, manifest, whole)

@@ -167,3 +167,33 @@ def test_workers_joining_and_leaving_the_group_lose_no_event_and_apply_each_once
         state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
         assert state["n"] == sent // len(users)
     assert "assigned" in second.log_tail()
+
+
+def test_redis_connections_killed_mid_stream_lose_no_event_and_apply_each_once(
+    start_worker, producer: KafkaProducer, names: Names, kafka_bootstrap: str, redis_url: str
+) -> None:
+    """The worker writes each batch behind the next one's work: a write cut off with its
+    connection stops the next batch, the consumer resumes from its last commit, and the replay
+    applies only what Redis did not get (a write that landed before the cut moved the
+    watermark with it)."""
+    users = [f"c{n}" for n in range(20)]
+    worker = start_worker()
+    r = redis.Redis.from_url(redis_url)
+    send(producer, names.events, "warm-up", "i").get(30)
+    read_topic(kafka_bootstrap, names.recommendations, 1, timeout_s=60)
+    kills = 0  # connections killed (the pool reconnects; a kill may find none open)
+    for n in range(1000):
+        send(producer, names.events, users[n % 20], f"i{n}")
+        if n % 50 == 25:
+            # Every connection but this one, the worker's included, while events flow.
+            kills += r.client_kill_filter(_type="normal", skipme=True)
+        time.sleep(0.002)
+    producer.flush()
+    assert kills >= 1
+    recs = read_topic(kafka_bootstrap, names.recommendations, 1001, timeout_s=120, settle_s=3)
+    sources = {json.dumps(json.loads(x.value)["source"], sort_keys=True) for x in recs}
+    assert len(sources) == 1001, worker.log_tail()  # every event answered
+    for user in users:  # each applied exactly once
+        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        assert state["n"] == 50, (user, state["n"])
+    assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=3, settle_s=1) == []

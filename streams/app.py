@@ -21,8 +21,6 @@ from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.batches import (
     RawMessage,
@@ -42,12 +40,10 @@ from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, Store
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
+from recstream.streams.store import TRANSIENT
 from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
-
-# Infrastructure hiccups: wait and retry the same batch (offsets are not committed meanwhile).
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +97,8 @@ def raw_message(event: Any) -> RawMessage:
 
 
 async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:
-    """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down)."""
+    """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down):
+    wait and retry the same batch (offsets are not committed meanwhile)."""
     sleep = 0.1
     while True:
         try:

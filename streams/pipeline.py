@@ -19,7 +19,8 @@ The worker writes behind (``process(batch, behind=True)``): a batch's write is s
 next batch is worked out while Redis applies it, from the cache, which already holds what the
 write carries; writes still reach Redis one at a time, in batch order. The write is among the
 batch's delivery futures (:attr:`Pipeline.writing`), so its offsets are committed only once it
-succeeded. When one fails, the next batch stops with :class:`StoreFailed`: the consumer must
+succeeded; it is retried in place while Redis is away (without applying it twice). When it
+fails otherwise, the next batch stops with :class:`StoreFailed`: the consumer must
 resume from its last commit, with the cache emptied (:meth:`Pipeline.forget`), and the writes
 wait for Redis again until one succeeds — so that a write that keeps failing fails inside its
 own batch, where a poison event can be found.
@@ -28,7 +29,9 @@ own batch, where a poison event can be found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -51,7 +54,7 @@ from recstream.streams.metrics import BatchMetrics, OnlineMetrics
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
-from recstream.streams.store import BatchWrite, StateStore
+from recstream.streams.store import TRANSIENT, BatchWrite, Partition, ScriptCall, StateStore
 from recstream.streams.trending import (
     decayed_increment,
     epoch_length_ms,
@@ -71,7 +74,10 @@ class PipelineConfig:
     cached_users: int = 50_000  # users whose state this worker keeps in memory (0: none)
 
 
+log = logging.getLogger("recstream.pipeline")
+
 SEND_TURNS = 2
+MAX_PAUSE_S = 5.0  # between attempts at a write made behind while Redis is away
 
 
 class StoreFailed(RuntimeError):
@@ -418,13 +424,30 @@ class Pipeline:
             await self.store.send(call)
             self._behind_ok = True
             return
-        self.writing = asyncio.create_task(self.store.send(call))
+        self.writing = asyncio.create_task(self._send_behind(call, write.watermarks))
         # The task puts the call on the socket now, not when this thread next waits: redis-py
         # (8.1) takes two turns of the event loop to get there.
         for _ in range(SEND_TURNS):
             await asyncio.sleep(0)
         self._writing_users = frozenset(write.states) | frozenset(write.served)
         self._writing_event_ids = frozenset(write.event_ids)
+
+    async def _send_behind(self, call: ScriptCall, marks: dict[Partition, int]) -> None:
+        """Send until Redis has it. After a transient failure the write may have been applied
+        with only its reply lost: the partitions' watermarks tell (one write is in flight at a
+        time), so it is never applied twice."""
+        pause = 0.1
+        while True:
+            try:
+                await self.store.send(call)
+                return
+            except TRANSIENT as exc:
+                log.warning("a batch's write failed (%r); retrying in %.1f s", exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, MAX_PAUSE_S)
+            with contextlib.suppress(*TRANSIENT):
+                if await self.store.landed(marks):
+                    return
 
     def _trending_increments(
         self, applied: list[Valid]

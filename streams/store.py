@@ -4,12 +4,15 @@ of cold start. The pipeline hands over facts; key names, encodings and Lua live 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.attribution import Served, served_from_json, served_to_json
 from recstream.streams.keys import Keys
@@ -18,6 +21,8 @@ from recstream.streams.state import UserState
 from recstream.streams.trending import merge_epochs
 
 Partition = tuple[str, int]  # (topic, partition)
+# Infrastructure hiccups: the same call may succeed once Redis (or the network) is back.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,12 @@ class StateStore:
     async def send(self, call: ScriptCall) -> None:
         await self._script(keys=call.keys, args=call.args)
         self._registered |= set(call.new_versions)
+
+    async def landed(self, watermarks: dict[Partition, int]) -> bool:
+        """Whether a batch with these watermarks is in Redis (its write moved them), when its
+        reply was lost: true only while no later write of these partitions was made."""
+        stored = await self.read([], sorted(watermarks), [])
+        return all(stored.watermarks.get(p, -1) >= o for p, o in watermarks.items())
 
     def _counters(
         self, w: BatchWrite, increments: dict[str, dict[str, int | float]], table: KeyTable

@@ -173,9 +173,8 @@ def test_redis_connections_killed_mid_stream_lose_no_event_and_apply_each_once(
     start_worker, producer: KafkaProducer, names: Names, kafka_bootstrap: str, redis_url: str
 ) -> None:
     """The worker writes each batch behind the next one's work: a write cut off with its
-    connection stops the next batch, the consumer resumes from its last commit, and the replay
-    applies only what Redis did not get (a write that landed before the cut moved the
-    watermark with it)."""
+    connection is sent again only if its partitions' watermarks show it did not land, and
+    reads cut off retry the batch — each event applied once, every one answered."""
     users = [f"c{n}" for n in range(20)]
     worker = start_worker()
     r = redis.Redis.from_url(redis_url)

@@ -193,3 +193,34 @@ def test_a_failed_write_behind_stops_the_next_batch_and_writes_wait_until_one_su
         assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
 
     _with_pipeline(redis_url, test)
+
+
+def test_a_write_behind_cut_off_is_retried_in_place_and_applied_once(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        script = pipeline.store._script
+        sends: list[str] = []
+
+        async def reply_lost(*args: Any, **kwargs: Any) -> None:
+            sends.append("applied, reply lost")
+            await script(*args, **kwargs)
+            raise ConnectionError("connection reset")
+
+        pipeline.store._script = reply_lost  # type: ignore[assignment]
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"), behind=True)
+        await pipeline.settle()  # no StoreFailed: retried in place
+        assert sends == ["applied, reply lost"]  # the watermark showed it landed: not resent
+        assert await pipeline.redis.hget(keys.stats(), "valid") == b"1"  # counted once
+
+        async def refused(*args: Any, **kwargs: Any) -> None:
+            sends.append("refused")
+            pipeline.store._script = script  # Redis is back for the next attempt
+            raise ConnectionError("connection refused")
+
+        pipeline.store._script = refused  # type: ignore[assignment]
+        await _process(pipeline, _message(0, 1, "u1", "g0-2"), behind=True)
+        await pipeline.settle()
+        assert sends[1:] == ["refused"]
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")  # resent
+        assert await pipeline.redis.hget(keys.stats(), "valid") == b"2"
+
+    _with_pipeline(redis_url, test)

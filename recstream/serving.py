@@ -99,6 +99,7 @@ def worker_config(s: Settings, artifacts_root: Path | None = None) -> WorkerConf
             attribution_window_ms=int(s.attribution_window_s * 1000),
             served_kept=s.attribution_lists,
             cached_users=s.state_cache_users,
+            user_ttl_s=int(s.user_ttl_days * 86_400),
         ),
     )
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Users whose state a worker keeps in memory between batches (it is their only writer
     # while it owns their partition); 0 reads every state from Redis each batch.
     state_cache_users: int = Field(default=50_000, ge=0, le=100_000_000)
+    # A user's keys in Redis (state, latest list, served lists) expire this long after their
+    # last event: inactive users stop costing memory, and come back as new users. 0: never.
+    user_ttl_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
     # What the user encoder computes in: bfloat16 roughly halves a d >= 96 model's encoding
     # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere.
     encoder_dtype: Literal["float32", "bfloat16"] = "float32"

@@ -72,6 +72,7 @@ class PipelineConfig:
     attribution_window_ms: int = 30 * 60 * 1000
     served_kept: int = 5  # lists kept per user for attribution by rec_id
     cached_users: int = 50_000  # users whose state this worker keeps in memory (0: none)
+    user_ttl_s: int = 0  # a user's keys expire this long after their last event (0: never)
 
 
 log = logging.getLogger("recstream.pipeline")
@@ -188,7 +189,9 @@ class Pipeline:
         self.cache = UserCache(config.cached_users)
         # An epoch's sorted set is read during the next epoch too, then expires.
         trending_ttl_ms = 3 * epoch_length_ms(config.trending_half_life_ms)
-        self.store = StateStore(redis, keys, config.event_id_ttl_s, trending_ttl_ms)
+        self.store = StateStore(
+            redis, keys, config.event_id_ttl_s, trending_ttl_ms, config.user_ttl_s * 1000
+        )
         self.writing: asyncio.Task[None] | None = None  # the last write made behind
         self._writing_users: frozenset[str] = frozenset()  # whose states it carries
         self._writing_event_ids: frozenset[str] = frozenset()

@@ -60,9 +60,17 @@ class ScriptCall:
 
 
 class StateStore:
-    def __init__(self, redis: Redis, keys: Keys, event_id_ttl_s: int, trending_ttl_ms: int):
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        event_id_ttl_s: int,
+        trending_ttl_ms: int,
+        user_ttl_ms: int = 0,  # the users' keys expire this long after their last write
+    ):
         self.redis, self.keys = redis, keys
         self.event_id_ttl_s, self.trending_ttl_ms = event_id_ttl_s, trending_ttl_ms
+        self.user_ttl_ms = user_ttl_ms
         # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
         self._script = redis.register_script(_BATCH_SCRIPT)
         self._registered: set[str] = set()  # versions this process added to metrics:versions
@@ -113,7 +121,8 @@ class StateStore:
         increments = w.measured.increments()
         new_versions = sorted(set(increments) - self._registered)
         plan: dict[str, Any] = {
-            "m": len(values),
+            "m": len(values),  # the users' keys: state, latest list, served lists
+            "uttl": self.user_ttl_ms,
             "z": [
                 [table(keys.trending(e, c)), item, inc] for (e, c, item), inc in w.trending.items()
             ],
@@ -193,7 +202,11 @@ class KeyTable:
 # plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys by place in KEYS.
 _BATCH_SCRIPT = """
 local d = cjson.decode(ARGV[1])
-for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
+if d.uttl > 0 then
+  for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', d.uttl) end
+else
+  for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
+end
 local touched = {}
 for _, t in ipairs(d.z) do
   redis.call('ZINCRBY', KEYS[t[1]], t[3], t[2])

@@ -34,12 +34,15 @@ def _message(partition: int, offset: int, user: str, item: str) -> RawMessage:
 
 
 def _with_pipeline(
-    redis_url: str, test: Callable[[Pipeline, Keys], Awaitable[Any]], cached_users: int = 100
+    redis_url: str,
+    test: Callable[[Pipeline, Keys], Awaitable[Any]],
+    cached_users: int = 100,
+    user_ttl_s: int = 0,
 ) -> Any:
     ids, vectors = genre_world()
     recommender = ModelRecommender(MeanEncoder(ids, vectors), ExactIndex(ids, vectors), 20, 1.0)
     keys = Keys(f"rstest-cache-{uuid.uuid4().hex[:8]}")
-    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=cached_users)
+    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=cached_users, user_ttl_s=user_ttl_s)
 
     async def run() -> Any:
         redis = redis_client(redis_url)
@@ -222,5 +225,27 @@ def test_a_write_behind_cut_off_is_retried_in_place_and_applied_once(redis_url: 
         assert sends[1:] == ["refused"]
         assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")  # resent
         assert await pipeline.redis.hget(keys.stats(), "valid") == b"2"
+
+    _with_pipeline(redis_url, test)
+
+
+def test_a_users_keys_expire_after_their_last_event_when_asked(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"))
+        user_keys = [keys.state("u1"), keys.recs("u1"), keys.served("u1")]
+        for key in user_keys:
+            assert 3_500_000 < await pipeline.redis.pttl(key) <= 3_600_000
+        await pipeline.redis.pexpire(keys.state("u1"), 1000)
+        await _process(pipeline, _message(0, 1, "u1", "g0-2"))
+        assert await pipeline.redis.pttl(keys.state("u1")) > 3_500_000  # each event renews it
+        assert await pipeline.redis.pttl(keys.watermark("events", 0)) == -1  # not a user's
+
+    _with_pipeline(redis_url, test, user_ttl_s=3600)
+
+
+def test_without_a_ttl_a_users_keys_are_kept(redis_url: str) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"))
+        assert await pipeline.redis.pttl(keys.state("u1")) == -1
 
     _with_pipeline(redis_url, test)

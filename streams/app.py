@@ -40,7 +40,7 @@ from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, Store
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
-from recstream.streams.store import TRANSIENT
+from recstream.streams.store import TRANSIENT, retry
 from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
@@ -94,19 +94,6 @@ def raw_message(event: Any) -> RawMessage:
         key=msg.key,
         value=event.value,
     )
-
-
-async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:
-    """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down):
-    wait and retry the same batch (offsets are not committed meanwhile)."""
-    sleep = 0.1
-    while True:
-        try:
-            return await op()
-        except TRANSIENT as exc:
-            log.warning("%s failed (%r); retrying in %.1fs", what, exc, sleep)
-            await asyncio.sleep(sleep)
-            sleep = min(sleep * 2, max_sleep_s)
 
 
 async def process_isolating_failures(

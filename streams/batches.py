@@ -74,9 +74,10 @@ def parse_items(
     """Validate ``items`` records as :func:`split_batch` does events."""
     items: list[CatalogItem] = []
     rejected: list[Rejected] = []
+    max_bytes = Limits().max_bytes
     for msg in batch:
         try:
-            obj = parse_json_object(msg.value, Limits().max_bytes)
+            obj = parse_json_object(msg.value, max_bytes)
             items.append(CatalogItem.model_validate(obj))
         except InvalidEvent as exc:
             rejected.append(reject(msg, f"items: {exc}", now_ms))

@@ -29,9 +29,7 @@ own batch, where a poison event can be found.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -54,7 +52,7 @@ from recstream.streams.metrics import BatchMetrics, OnlineMetrics
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
-from recstream.streams.store import TRANSIENT, BatchWrite, Partition, ScriptCall, StateStore
+from recstream.streams.store import BatchWrite, Partition, ScriptCall, StateStore, retry
 from recstream.streams.trending import (
     decayed_increment,
     epoch_length_ms,
@@ -75,10 +73,7 @@ class PipelineConfig:
     user_ttl_s: int = 0  # a user's keys expire this long after their last event (0: never)
 
 
-log = logging.getLogger("recstream.pipeline")
-
 SEND_TURNS = 2
-MAX_PAUSE_S = 5.0  # between attempts at a write made behind while Redis is away
 
 
 class StoreFailed(RuntimeError):
@@ -439,18 +434,16 @@ class Pipeline:
         """Send until Redis has it. After a transient failure the write may have been applied
         with only its reply lost: the partitions' watermarks tell (one write is in flight at a
         time), so it is never applied twice."""
-        pause = 0.1
-        while True:
-            try:
-                await self.store.send(call)
+        tried = False
+
+        async def attempt() -> None:
+            nonlocal tried
+            if tried and await self.store.landed(marks):
                 return
-            except TRANSIENT as exc:
-                log.warning("a batch's write failed (%r); retrying in %.1f s", exc, pause)
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, MAX_PAUSE_S)
-            with contextlib.suppress(*TRANSIENT):
-                if await self.store.landed(marks):
-                    return
+            tried = True
+            await self.store.send(call)
+
+        await retry(attempt, "a batch's write")
 
     def _trending_increments(
         self, applied: list[Valid]

@@ -5,7 +5,8 @@ of cold start. The pipeline hands over facts; key names, encodings and Lua live 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,24 @@ from recstream.streams.metrics import BatchMetrics, increment_args
 from recstream.streams.state import UserState
 from recstream.streams.trending import merge_epochs
 
+log = logging.getLogger("recstream.store")
+
 Partition = tuple[str, int]  # (topic, partition)
 # Infrastructure hiccups: the same call may succeed once Redis (or the network) is back.
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
+
+
+async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:
+    """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down):
+    wait and retry the same work (offsets are not committed meanwhile)."""
+    sleep = 0.1
+    while True:
+        try:
+            return await op()
+        except TRANSIENT as exc:
+            log.warning("%s failed (%r); retrying in %.1fs", what, exc, sleep)
+            await asyncio.sleep(sleep)
+            sleep = min(sleep * 2, max_sleep_s)
 
 
 @dataclass(frozen=True)
@@ -102,17 +118,12 @@ class StateStore:
         known = {e for e, hit in zip(event_ids, got.get("eid", []), strict=True) if hit}
         return Stored(states, served, marks, known)
 
-    async def write(self, w: BatchWrite) -> None:
-        """Everything the batch changes, in one script call: atomic like a MULTI, and one
-        command instead of a dozen (a command costs more in redis-py than the bytes it
-        carries)."""
-        await self.send(self.prepare(w))
-
     def prepare(self, w: BatchWrite) -> ScriptCall:
-        """The script call of :meth:`write`, made now (the batch's objects may change once it
-        is handed over). Every key travels in KEYS (the values to set first, as plain
-        arguments); the rest of the plan is one JSON argument that names keys by their place
-        in KEYS."""
+        """Everything the batch changes, as one script call (:meth:`send`): atomic like a
+        MULTI, and one command instead of a dozen (a command costs more in redis-py than the
+        bytes it carries). Made now: the batch's objects may change once it is handed over.
+        Every key travels in KEYS (the values to set first, as plain arguments); the rest of
+        the plan is one JSON argument that names keys by their place in KEYS."""
         keys = self.keys
         values: dict[str, str | bytes] = {keys.state(u): s.to_json() for u, s in w.states.items()}
         values.update({keys.recs(user): payload for user, payload in w.latest.items()})

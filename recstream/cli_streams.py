@@ -1,4 +1,4 @@
-"""CLI commands around Kafka: ``worker``, ``publish``, ``tail``."""
+"""CLI commands around Kafka and Redis: ``worker``, ``publish``, ``tail``, ``redis-migrate``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(publish)
     app.command()(tail)
+    app.command("redis-migrate")(redis_migrate)
     bench_app.command("stream")(bench_stream)
     bench_app.command("pipeline")(bench_pipeline)
 
@@ -66,6 +67,7 @@ def worker(
     except (ValueError, RuntimeError, OSError) as exc:
         typer.echo(f"recstream worker: cannot load a model from {path}: {exc}", err=True)
         raise typer.Exit(1) from None
+    _check_layout(s)
     kafka = kafka_connection(s)
     ensure_topics(kafka, worker_topics(s), replication=s.replication_factor)
     config = worker_config(s, artifacts_root(path))
@@ -89,6 +91,60 @@ def worker(
     # loop's time under load, measured with py-spy).
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+def _check_layout(s: Settings) -> None:
+    """Refuse to start on a Redis whose keys this version would not find (streams/layout.py)."""
+    import asyncio
+
+    from recstream.serving import secret
+    from recstream.streams.connection import redis_client
+    from recstream.streams.keys import Keys
+    from recstream.streams.layout import LayoutError, check_layout
+
+    async def check() -> None:
+        redis = redis_client(s.redis_url, secret(s.redis_password))
+        try:
+            await check_layout(redis, Keys(s.redis_prefix))
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(check())
+    except LayoutError as exc:
+        typer.echo(f"recstream worker: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def redis_migrate(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Move Redis from key layout 1 (before Redis Cluster hash tags) to layout 2, once, with
+    every worker stopped; safe to run again."""
+    import asyncio
+
+    from recstream.serving import secret
+    from recstream.streams.connection import redis_client
+    from recstream.streams.keys import LAYOUT, Keys
+    from recstream.streams.layout import migrate
+
+    s = _settings(ctx)
+
+    async def run() -> dict[str, object]:
+        redis = redis_client(s.redis_url, secret(s.redis_password))
+        try:
+            done = await migrate(redis, Keys(s.redis_prefix))
+        finally:
+            await redis.aclose()
+        return {"layout": LAYOUT, "moved": done.moved, "left": done.left}
+
+    result = asyncio.run(run())
+    if as_json:
+        print(json.dumps(result))
+    else:
+        moved, left = result["moved"], result["left"]
+        typer.echo(f"redis-migrate: {moved} keys moved to layout {LAYOUT}; left alone: {left}")
 
 
 def _lines(path: Path | None) -> TextIO:

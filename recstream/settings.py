@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     # Partitions of the topics the worker creates when missing: the most workers one group can use.
     partitions: int = Field(default=4, ge=1, le=1024)
-    replication_factor: int = Field(default=1, ge=1, le=16)
+    # Replication of the topics recstream creates; 0: the brokers' default.replication.factor.
+    replication_factor: int = Field(default=0, ge=0, le=16)
     # How long a crashed worker keeps its partitions before the group hands them on.
     session_timeout_s: float = Field(default=30.0, ge=6.0, le=300.0)
     # Micro-batches: whatever has arrived, at most this many events; an idle worker waits at
@@ -102,6 +103,14 @@ class Settings(BaseSettings):
         if any(w < 0 for w in value.values()):
             raise ValueError("event weights must be >= 0")
         return {**DEFAULT_EVENT_WEIGHTS, **value}
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_without_tags(cls, value: str) -> str:
+        # Braces would move the keys' Redis Cluster hash tags (streams/keys.py).
+        if not value or any(c in value for c in "{} \t\n"):
+            raise ValueError("the Redis key prefix must be non-empty, without braces or spaces")
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

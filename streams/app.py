@@ -20,7 +20,6 @@ from faust.web import Request, View
 from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
-from redis.asyncio import Redis
 
 from recstream.streams.batches import (
     RawMessage,
@@ -40,7 +39,7 @@ from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, Store
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
-from recstream.streams.store import TRANSIENT, retry
+from recstream.streams.store import TRANSIENT, RedisClient, retry
 from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
@@ -197,7 +196,9 @@ class Output:
     (its Topic.send wraps every message in futures and callbacks we do not use). Returns the
     delivery futures: the consumer commits only once they are delivered."""
 
-    def __init__(self, app: faust.App, config: WorkerConfig, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, app: faust.App, config: WorkerConfig, redis: RedisClient, keys: Keys
+    ) -> None:
         self.app, self.config, self.redis, self.keys = app, config, redis, keys
 
     async def lists(self, recs: Sequence[Outgoing]) -> list[Awaitable[Any]]:
@@ -297,7 +298,7 @@ class ModelSwapper:
         self,
         pipeline: Pipeline,
         metrics: OnlineMetrics,
-        redis: Redis,
+        redis: RedisClient,
         keys: Keys,
         config: WorkerConfig,
     ) -> None:
@@ -376,7 +377,7 @@ def add_metrics(app: faust.App, config: WorkerConfig, swapper: ModelSwapper) -> 
         await app.producer.send(config.topic_metrics, worker_id.encode(), value, None, None, None)
 
 
-def add_web(app: faust.App, metrics: OnlineMetrics, redis: Redis, keys: Keys) -> None:
+def add_web(app: faust.App, metrics: OnlineMetrics, redis: RedisClient, keys: Keys) -> None:
     """``/metrics`` (Prometheus) and the pull API."""
     registry = CollectorRegistry()
     registry.register(metrics)

@@ -83,23 +83,24 @@ def find_hit(lists: list[Served], event: Event, window_ms: int) -> Hit | None:
 
 
 def attribute_batch(
-    steps: Iterable[tuple[Event, bool, Served]],
+    steps: Iterable[tuple[Event, bool, bool, Served]],
     served: dict[str, list[Served]],
     window_ms: int,
     keep: int,
     counted: Collection[str],
 ) -> list[Hit]:
-    """Walk a batch in order: each step is (event, applied, the list made for it). An applied
-    event of a ``counted`` type is attributed first; then its own list joins the user's lists
-    (so a later event of the same batch may hit it). Replays and duplicates are not
-    attributed, but their lists were served and are kept. Updates ``served`` in place, at
-    most ``keep`` lists per user."""
+    """Walk a batch in order: each step is (event, applied to the user's state, counted in
+    the shared counters, the list made for it). An applied or counted event of a ``counted``
+    type is attributed first (marking the position in the user's lists), its hit returned
+    when the event counts; then its own list joins the user's lists (so a later event of the
+    same batch may hit it). Replays and duplicates are not attributed, but their lists were
+    served and are kept. Updates ``served`` in place, at most ``keep`` lists per user."""
     hits: list[Hit] = []
-    for event, applied, made in steps:
+    for event, applied, counts, made in steps:
         lists = served.setdefault(event.user_id, [])
-        if applied and event.type in counted:
+        if (applied or counts) and event.type in counted:
             hit = find_hit(lists, event, window_ms)
-            if hit is not None:
+            if hit is not None and counts:
                 hits.append(hit)
         lists.append(made)
         if len(lists) > keep:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from recstream.streams.batches import RawMessage, split_batch
 from recstream.streams.bench import Load
@@ -24,6 +23,7 @@ from recstream.streams.decoding import Limits
 from recstream.streams.keys import Keys
 from recstream.streams.pipeline import Pipeline, PipelineConfig
 from recstream.streams.recommender import Recommender
+from recstream.streams.store import RedisClient
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ def messages(load: Load, plan: PipelinePlan) -> list[RawMessage]:
 
 
 async def run_pipeline_bench(
-    redis: Redis, recommender: Recommender, config: PipelineConfig, load: Load, plan: PipelinePlan
+    redis: RedisClient,
+    recommender: Recommender,
+    config: PipelineConfig,
+    load: Load,
+    plan: PipelinePlan,
 ) -> dict[str, Any]:
     """Process the replay in batches of ``plan.batch``; wall and CPU time of this process."""
     msgs = messages(load, plan)
@@ -110,14 +114,14 @@ class GcPauses:
         }
 
 
-async def _delete(redis: Redis, prefix: str) -> None:
+async def _delete(redis: RedisClient, prefix: str) -> None:
     keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
     for start in range(0, len(keys), 1000):
         await redis.delete(*keys[start : start + 1000])
 
 
 def run(
-    redis_factory: Callable[[], Redis],
+    redis_factory: Callable[[], RedisClient],
     recommender: Recommender,
     config: PipelineConfig,
     load: Load,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from redis.asyncio import Redis
-
 from recstream.streams.keys import Keys
 from recstream.streams.records import CatalogItem
+from recstream.streams.store import RedisClient
 
 
 class Catalog:
@@ -38,7 +37,7 @@ class Catalog:
         return item.category if item else None
 
 
-async def store_items(redis: Redis, keys: Keys, items: list[CatalogItem]) -> None:
+async def store_items(redis: RedisClient, keys: Keys, items: list[CatalogItem]) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for item in items:
             pipe.hset(keys.catalog(), item.item_id, item.model_dump_json())
@@ -46,7 +45,7 @@ async def store_items(redis: Redis, keys: Keys, items: list[CatalogItem]) -> Non
         await pipe.execute()
 
 
-async def refresh(redis: Redis, keys: Keys, current: Catalog) -> Catalog:
+async def refresh(redis: RedisClient, keys: Keys, current: Catalog) -> Catalog:
     """The catalogue as Redis has it now; ``current`` itself when nothing changed."""
     raw_version = await redis.get(keys.catalog_version())
     version = int(raw_version or 0)

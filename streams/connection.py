@@ -14,6 +14,9 @@ from typing import Any
 
 import faust
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from recstream.streams.store import RedisClient
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,42 @@ class KafkaConnection:
         return kwargs
 
 
-def redis_client(url: str, password: str | None = None) -> Redis:
-    """An asyncio Redis client; ``password`` (from settings) overrides one in the URL."""
-    if password is not None:
-        return Redis.from_url(url, password=password)
-    return Redis.from_url(url)
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme → TLS
+
+
+def redis_client(url: str, password: str | None = None) -> RedisClient:
+    """An asyncio Redis client; ``password`` (from settings) overrides one in the URL. A
+    ``redis+cluster://host:port,host:port`` URL (``rediss+cluster://`` with TLS) names a Redis
+    Cluster by some of its nodes; the client learns the rest from them."""
+    kwargs: dict[str, Any] = {} if password is None else {"password": password}
+    cluster = cluster_url(url)
+    if cluster is None:
+        return Redis.from_url(url, **kwargs)
+    first, nodes = cluster
+    return RedisCluster.from_url(
+        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **kwargs
+    )
+
+
+def cluster_url(url: str) -> tuple[str, list[tuple[str, int]]] | None:
+    """For a Redis Cluster URL: a plain URL of its first node (with the credentials and
+    options, which apply to every node) and every node it names; None for any other URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in CLUSTER_SCHEMES:
+        return None
+    userinfo, at, hosts = rest.rpartition("@")
+    hosts, _, tail = hosts.partition("/")
+    nodes = [_cluster_node(h) for h in hosts.split(",") if h.strip()]
+    if not nodes:
+        raise ValueError(f"{scheme}:// URL names no node: {url!r}")
+    plain = "rediss" if CLUSTER_SCHEMES[scheme] else "redis"
+    query = tail.partition("?")[2]
+    first = f"{plain}://{userinfo}{at}{nodes[0][0]}:{nodes[0][1]}" + (f"?{query}" if query else "")
+    return first, nodes
+
+
+def _cluster_node(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"Redis Cluster node {text!r} must look like host:port")
+    return host, int(port)

@@ -2,9 +2,11 @@
 
 At most two Redis round trips per batch (read what the cache lacks, then write everything in
 one atomic script call), one encoder call and one index search. Idempotent: a partition's
-watermark (highest applied offset) and producers' event ids gate every state change, so a
-replay after a crash rewrites nothing — but still yields a list, because the list of the first
-attempt may never have been published.
+watermark (highest applied offset) gates the shared counters, the offset each user's state
+records gates that state, producers' event ids gate both, so a replay after a crash rewrites
+nothing — but still yields a list, because the list of the first attempt may never have been
+published. (On one Redis the watermark and the states change in one call and agree; on a
+Redis Cluster the users' keys live on other nodes and are written after the shared keys.)
 
 The same two round trips carry attribution (each user's last served lists, in a key of their
 own) and the online metrics (per-version counters, incremented once per batch).
@@ -37,7 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from redis.asyncio import Redis
 
 from recstream.diversity import category_codes, category_diversity, embedding_diversity
 from recstream.streams.attribution import (
@@ -52,7 +53,14 @@ from recstream.streams.metrics import BatchMetrics, OnlineMetrics
 from recstream.streams.recommender import Recommender, Request, Scored
 from recstream.streams.records import recommendation_json
 from recstream.streams.state import UserState, apply_event
-from recstream.streams.store import BatchWrite, Partition, ScriptCall, StateStore, retry
+from recstream.streams.store import (
+    BatchWrite,
+    Partition,
+    RedisClient,
+    ScriptCall,
+    StateStore,
+    retry,
+)
 from recstream.streams.trending import (
     decayed_increment,
     epoch_length_ms,
@@ -98,8 +106,9 @@ class Step:
     """One event's way through a batch."""
 
     valid: Valid
-    applied: bool  # it changed state: not a replay, not a duplicate
+    applied: bool  # it changed the user's state: not a replay, not a duplicate
     state: UserState  # the user's state right after this event
+    counted: bool = True  # it counts in the shared keys (trending, metrics, stats)
     items: Scored = field(default_factory=list)  # its list, best first
     warm: bool = False  # the model made the list (else trending items)
 
@@ -114,7 +123,7 @@ class Snapshot:
 
     states: dict[str, UserState]
     watermarks: dict[tuple[str, int], int]
-    known_event_ids: set[str]
+    known_event_ids: set[tuple[str, str]]  # (user, producer's event id)
     served: dict[str, list[Served]]
 
 
@@ -161,7 +170,7 @@ class UserCache:
 class Pipeline:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: Keys,
         recommender: Recommender,
         config: PipelineConfig,
@@ -189,7 +198,7 @@ class Pipeline:
         )
         self.writing: asyncio.Task[None] | None = None  # the last write made behind
         self._writing_users: frozenset[str] = frozenset()  # whose states it carries
-        self._writing_event_ids: frozenset[str] = frozenset()
+        self._writing_event_ids: frozenset[tuple[str, str]] = frozenset()
         self._behind_ok = True  # False from a failed write until a write succeeds
 
     def forget(self) -> None:
@@ -230,7 +239,12 @@ class Pipeline:
         version = recommender.version
         recs = [self._record(step, version, created) for step in steps]
         made = (
-            (step.valid.event, step.applied, Served(rec.rec_id, created, version, step.ids))
+            (
+                step.valid.event,
+                step.applied,
+                step.counted,
+                Served(rec.rec_id, created, version, step.ids),
+            )
             for step, rec in zip(steps, recs, strict=True)
         )
         hits = attribute_batch(
@@ -266,7 +280,7 @@ class Pipeline:
         parts = sorted({p for ps in part_of.values() for p in ps})
         marks = {p: self.cache.watermarks[p] for p in parts if p in self.cache.watermarks}
         unknown = [p for p in parts if p not in marks]
-        eids = {v.event.event_id for v in batch if v.event.event_id}
+        eids = {(v.event.user_id, v.event.event_id) for v in batch if v.event.event_id}
         writing = eids & self._writing_event_ids  # known, if not yet to Redis
         stored = await self.store.read(users, unknown, sorted(eids - writing))
         states.update(stored.states)
@@ -300,16 +314,21 @@ class Pipeline:
         steps: list[Step] = []
         for v in batch:
             event, src = v.event, v.source
-            replay = src.offset <= snap.watermarks.get((src.topic, src.partition), -1)
-            duplicate = event.event_id is not None and event.event_id in seen_ids
-            if not (replay or duplicate):
+            part = (src.topic, src.partition)
+            mark = snap.watermarks.get(part, -1)
+            eid = (event.user_id, event.event_id) if event.event_id is not None else None
+            duplicate = eid is not None and eid in seen_ids
+            state = states[event.user_id]
+            applied = not duplicate and src.offset > _applied_through(state, part, mark)
+            if applied:
                 category = self.catalog.category(event.item_id)
-                states[event.user_id] = apply_event(
-                    states[event.user_id], event, self.config.weights, max_len, category
+                at = (src.topic, src.partition, src.offset)
+                state = states[event.user_id] = apply_event(
+                    state, event, self.config.weights, max_len, category, at
                 )
-                if event.event_id is not None:
-                    seen_ids.add(event.event_id)
-            steps.append(Step(v, not (replay or duplicate), states[event.user_id]))
+                if eid is not None:
+                    seen_ids.add(eid)
+            steps.append(Step(v, applied, state, counted=not duplicate and src.offset > mark))
         return states, steps
 
     def _recommend(self, recommender: Recommender, steps: list[Step]) -> None:
@@ -349,7 +368,7 @@ class Pipeline:
         self, recommender: Recommender, steps: list[Step], hits: list[Hit], created: int
     ) -> BatchMetrics:
         """The batch's numbers for the online metrics."""
-        applied = [step.valid for step in steps if step.applied]
+        applied = [step.valid for step in steps if step.counted]
         ids = [step.ids for step in steps]
         warm = [step.warm for step in steps]
         latency_ms = np.fromiter((created - v.event.ts for v in applied), np.float64, len(applied))
@@ -399,30 +418,31 @@ class Pipeline:
         measured: BatchMetrics,
     ) -> BatchWrite:
         """Everything the batch changed."""
-        applied = [step.valid for step in steps if step.applied]
-        changed = sorted({v.event.user_id for v in applied})
+        applied = [step.valid.event for step in steps if step.applied]
+        counted = [step.valid for step in steps if step.counted]
+        changed = sorted({event.user_id for event in applied})
         return BatchWrite(
             states={user: states[user] for user in changed},
             latest={rec.user_id: rec.payload for rec in recs},
             served=served,
-            event_ids=[v.event.event_id for v in applied if v.event.event_id],
+            event_ids=[(e.user_id, e.event_id) for e in applied if e.event_id],
             watermarks=marks,
             valid=len(batch),
-            applied=len(applied),
+            applied=len(counted),
             measured=measured,
-            trending=self._trending_increments(applied),
+            trending=self._trending_increments(counted),
         )
 
     async def _write(self, write: BatchWrite, behind: bool) -> None:
         """To the store in one atomic call, after the write made behind (Redis applies them in
         batch order); sent behind when asked and the last write did not fail."""
-        call = self.store.prepare(write)
+        calls = self.store.prepare(write)
         await self.settle()
         if not (behind and self._behind_ok):
-            await self.store.send(call)
+            await self.store.send(calls)
             self._behind_ok = True
             return
-        self.writing = asyncio.create_task(self._send_behind(call, write.watermarks))
+        self.writing = asyncio.create_task(self._send_behind(calls, write.watermarks))
         # The task puts the call on the socket now, not when this thread next waits: redis-py
         # (8.1) takes two turns of the event loop to get there.
         for _ in range(SEND_TURNS):
@@ -430,18 +450,18 @@ class Pipeline:
         self._writing_users = frozenset(write.states) | frozenset(write.served)
         self._writing_event_ids = frozenset(write.event_ids)
 
-    async def _send_behind(self, call: ScriptCall, marks: dict[Partition, int]) -> None:
-        """Send until Redis has it. After a transient failure the write may have been applied
-        with only its reply lost: the partitions' watermarks tell (one write is in flight at a
-        time), so it is never applied twice."""
+    async def _send_behind(self, calls: list[ScriptCall], marks: dict[Partition, int]) -> None:
+        """Send until Redis has it. After a transient failure the shared keys' call may have
+        been applied with only its reply lost: the partitions' watermarks tell (one write is
+        in flight at a time), so it is never applied twice; the users' calls (a cluster's)
+        only set values and are simply sent again."""
         tried = False
 
         async def attempt() -> None:
             nonlocal tried
-            if tried and await self.store.landed(marks):
-                return
+            shared = not (tried and await self.store.landed(marks))
             tried = True
-            await self.store.send(call)
+            await self.store.send(calls, shared)
 
         await retry(attempt, "a batch's write")
 
@@ -462,6 +482,18 @@ class Pipeline:
                 key = (epoch, target, item)
                 totals[key] = totals.get(key, 0.0) + inc
         return totals
+
+
+def _applied_through(state: UserState, part: tuple[str, int], mark: int) -> int:
+    """The offset of ``part`` up to which ``state`` holds that partition's events: the one it
+    records, else the partition's watermark (a state written before states recorded it, or
+    last changed by another partition's event)."""
+    if state.events == 0:
+        return -1
+    at = state.applied
+    if at is None or at[0] != part[0] or at[1] != part[1]:
+        return mark
+    return at[2]
 
 
 def _excluded(state: UserState, unavailable: tuple[str, ...]) -> tuple[str, ...]:

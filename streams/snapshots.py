@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from redis.asyncio import Redis
 
 from recstream.artifacts import version_number
 from recstream.stats import percentiles
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import OnlineMetrics
+from recstream.streams.store import RedisClient
 
 SNAPSHOT_VERSIONS = 8  # newest versions reported in a snapshot
 
@@ -56,7 +56,7 @@ def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any
 
 
 async def read_cluster(
-    redis: Redis, keys: Keys, newest: int = SNAPSHOT_VERSIONS
+    redis: RedisClient, keys: Keys, newest: int = SNAPSHOT_VERSIONS
 ) -> dict[str, tuple[dict[str, float], int]]:
     """Counters and distinct items shown of the newest versions, as all workers wrote them."""
     raw = await redis.smembers(keys.metrics_versions())

@@ -29,6 +29,10 @@ class UserState:
     purchased: tuple[str, ...] = ()  # bought items, most recent last, deduplicated
     categories: Mapping[str, float] = field(default_factory=dict)  # category → summed weight
     events: int = 0
+    # (topic, partition, offset) of the last event applied: on a Redis Cluster the state and
+    # the partition's watermark are written by different calls, and a replay after a crash
+    # between them redoes the state only where this shows the event is not in it yet.
+    applied: tuple[str, int, int] | None = None
 
     @functools.cached_property
     def excluded(self) -> frozenset[str]:
@@ -50,6 +54,8 @@ class UserState:
             "cats": dict(self.categories),
             "n": self.events,
         }
+        if self.applied is not None:
+            payload["at"] = list(self.applied)
         # orjson: compact, sorted keys, several times faster than json on the hot path.
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
@@ -58,6 +64,7 @@ class UserState:
         if not raw:
             return cls()
         data = orjson.loads(raw)
+        at = data.get("at")
         # Interned: the same item ids recur across users, and workers keep many states in
         # memory (the pipeline's cache), so each id is stored once, not once per user.
         return cls(
@@ -66,6 +73,7 @@ class UserState:
             purchased=tuple(map(sys.intern, data["bought"])),
             categories=dict(data["cats"]),
             events=int(data["n"]),
+            applied=(sys.intern(at[0]), int(at[1]), int(at[2])) if at else None,
         )
 
 
@@ -81,8 +89,10 @@ def apply_event(
     weights: Mapping[str, float],
     max_len: int,
     category: str | None = None,
+    at: tuple[str, int, int] | None = None,
 ) -> UserState:
-    """The state after ``event``. A type of weight 0 (``skip`` by default) only hides the item."""
+    """The state after ``event`` (found at ``at``: topic, partition, offset). A type of weight 0
+    (``skip`` by default) only hides the item."""
     weight = weights.get(event.type, 0.0)
     item = sys.intern(event.item_id)  # see UserState.from_json
     sequence = state.sequence
@@ -104,4 +114,5 @@ def apply_event(
         purchased=purchased,
         categories=categories,
         events=state.events + 1,
+        applied=at if at is not None else state.applied,
     )

@@ -5,6 +5,7 @@ of cold start. The pipeline hands over facts; key names, encodings and Lua live 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.attribution import Served, served_from_json, served_to_json
@@ -24,6 +28,7 @@ from recstream.streams.trending import merge_epochs
 log = logging.getLogger("recstream.store")
 
 Partition = tuple[str, int]  # (topic, partition)
+RedisClient = Redis | RedisCluster
 # Infrastructure hiccups: the same call may succeed once Redis (or the network) is back.
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
 
@@ -48,7 +53,7 @@ class Stored:
     states: dict[str, UserState]
     served: dict[str, list[Served]]
     watermarks: dict[Partition, int]  # partitions without one are absent
-    known_event_ids: set[str]
+    known_event_ids: set[tuple[str, str]]  # (user, producer's event id)
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,10 @@ class BatchWrite:
     states: dict[str, UserState]  # users whose state changed
     latest: dict[str, bytes]  # user → the record of their newest list
     served: dict[str, list[Served]]  # user → their last served lists, for attribution
-    event_ids: list[str]  # producers' ids of the applied events
+    event_ids: list[tuple[str, str]]  # (user, producer's id) of the events applied to states
     watermarks: dict[Partition, int]  # the highest offset of the batch per partition
     valid: int
-    applied: int
+    applied: int  # events counted (not replays or duplicates of what the shared keys hold)
     measured: BatchMetrics
     trending: dict[tuple[int, str | None, str], float]  # (epoch, category, item) → increment
 
@@ -78,7 +83,7 @@ class ScriptCall:
 class StateStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: Keys,
         event_id_ttl_s: int,
         trending_ttl_ms: int,
@@ -87,76 +92,122 @@ class StateStore:
         self.redis, self.keys = redis, keys
         self.event_id_ttl_s, self.trending_ttl_ms = event_id_ttl_s, trending_ttl_ms
         self.user_ttl_ms = user_ttl_ms
-        # Registered once: redis-py calls it by its SHA and loads it again if Redis forgot it.
-        self._script = redis.register_script(_BATCH_SCRIPT)
+        # A Redis Cluster: scripts and MGETs one slot at a time.
+        self.cluster = isinstance(redis, RedisCluster)
+        # One Redis: registered once; redis-py calls it by its SHA and loads it again if Redis
+        # forgot it. (A cluster: see _run.)
+        self._script = None if self.cluster else redis.register_script(_BATCH_SCRIPT)
         self._registered: set[str] = set()  # versions this process added to metrics:versions
 
     async def read(
-        self, users: list[str], partitions: list[Partition], event_ids: list[str]
+        self, users: list[str], partitions: list[Partition], event_ids: list[tuple[str, str]]
     ) -> Stored:
-        """One round trip (none when nothing is asked)."""
-        wanted = {
-            "state": [self.keys.state(u) for u in users],
-            "served": [self.keys.served(u) for u in users],
-            "mark": [self.keys.watermark(t, p) for t, p in partitions],
-            "eid": [self.keys.event_id(e) for e in event_ids],
-        }
-        wanted = {name: keys for name, keys in wanted.items() if keys}
-        got: dict[str, list[Any]] = {}
-        if wanted:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for keys in wanted.values():
-                    pipe.mget(keys)
-                got = dict(zip(wanted, await pipe.execute(), strict=True))
-        raw = zip(users, got.get("state", []), got.get("served", []), strict=True)
+        """One round trip (none when nothing is asked); ``event_ids`` are (user, event id)."""
+        keys = self.keys
+        wanted = [keys.state(u) for u in users] + [keys.served(u) for u in users]
+        wanted += [keys.watermark(t, p) for t, p in partitions]
+        wanted += [keys.event_id(u, e) for u, e in event_ids]
+        got = await self._mget(wanted) if wanted else []
+        n, m = len(users), len(partitions)
         states, served = {}, {}
-        for user, raw_state, raw_served in raw:
+        for user, raw_state, raw_served in zip(users, got[:n], got[n : 2 * n], strict=True):
             states[user] = UserState.from_json(raw_state)
             served[user] = served_from_json(raw_served)
-        read = zip(partitions, got.get("mark", []), strict=True)
+        read = zip(partitions, got[2 * n : 2 * n + m], strict=True)
         marks = {p: int(w) for p, w in read if w is not None}
-        known = {e for e, hit in zip(event_ids, got.get("eid", []), strict=True) if hit}
+        hits = zip(event_ids, got[2 * n + m :], strict=True)
+        known = {pair for pair, hit in hits if hit}
         return Stored(states, served, marks, known)
 
-    def prepare(self, w: BatchWrite) -> ScriptCall:
-        """Everything the batch changes, as one script call (:meth:`send`): atomic like a
+    async def _mget(self, keys: list[str]) -> list[Any]:
+        """One MGET; on a Redis Cluster one per slot, sent together."""
+        if self.cluster:
+            return list(await self.redis.mget_nonatomic(keys))  # type: ignore[union-attr]
+        return list(await self.redis.mget(keys))
+
+    def prepare(self, w: BatchWrite) -> list[ScriptCall]:
+        """Everything the batch changes, as script calls (:meth:`send`); made now, because the
+        batch's objects may change once it is handed over. A script call is atomic like a
         MULTI, and one command instead of a dozen (a command costs more in redis-py than the
-        bytes it carries). Made now: the batch's objects may change once it is handed over.
-        Every key travels in KEYS (the values to set first, as plain arguments); the rest of
-        the plan is one JSON argument that names keys by their place in KEYS."""
+        bytes it carries).
+
+        On one Redis: one call. On a Redis Cluster a script touches one slot: the first call
+        updates the shared keys (watermarks, counters, trending, metrics: one slot, so they
+        stay exactly-once with the watermarks), then one call per slot of the users' keys
+        (states, lists, event ids). Those only set values, so sending one again changes
+        nothing; the offset each state carries (``UserState.applied``) lets a replay redo
+        exactly the users whose call did not land."""
         keys = self.keys
         values: dict[str, str | bytes] = {keys.state(u): s.to_json() for u, s in w.states.items()}
         values.update({keys.recs(user): payload for user, payload in w.latest.items()})
         values.update({keys.served(u): served_to_json(lists) for u, lists in w.served.items()})
+        eids = [keys.event_id(user, e) for user, e in w.event_ids]
+        if not self.cluster:
+            return [self._call(values, eids, w)]
+        by_slot: dict[int, tuple[dict[str, str | bytes], list[str]]] = {}
+        for key, value in values.items():
+            by_slot.setdefault(key_slot(key.encode()), ({}, []))[0][key] = value
+        for key in eids:
+            by_slot.setdefault(key_slot(key.encode()), ({}, []))[1].append(key)
+        return [self._call({}, [], w)] + [self._call(v, e, None) for v, e in by_slot.values()]
+
+    def _call(
+        self, values: dict[str, str | bytes], eids: list[str], w: BatchWrite | None
+    ) -> ScriptCall:
+        """One script call: set ``values`` and the event ids; with ``w``, the shared keys too.
+        Every key travels in KEYS (the values to set first, as plain arguments); the rest of
+        the plan is one JSON argument that names keys by their place in KEYS."""
         table = KeyTable(values)
-        increments = w.measured.increments()
-        new_versions = sorted(set(increments) - self._registered)
         plan: dict[str, Any] = {
             "m": len(values),  # the users' keys: state, latest list, served lists
             "uttl": self.user_ttl_ms,
-            "z": [
-                [table(keys.trending(e, c)), item, inc] for (e, c, item), inc in w.trending.items()
-            ],
-            # An epoch's sorted set is read during the next epoch too, then expires.
-            "zttl": self.trending_ttl_ms,
-            "e": [table(keys.event_id(e)) for e in w.event_ids],
+            "e": [table(key) for key in eids],
             "ttl": self.event_id_ttl_s,
-            # GREATEST semantics: a replay never moves a watermark backwards.
-            "w": [[table(keys.watermark(t, p)), str(o)] for (t, p), o in w.watermarks.items()],
-            "h": self._counters(w, increments, table),
-            "p": [table(keys.metrics_items(w.measured.version)), sorted(w.measured.shown)],
-            "s": self._catalog_size(w.measured, table),
-            "v": [table(keys.metrics_versions()), new_versions] if new_versions else [],
         }
+        new_versions: list[str] = []
+        if w is not None:
+            keys = self.keys
+            increments = w.measured.increments()
+            new_versions = sorted(set(increments) - self._registered)
+            plan["z"] = [
+                [table(keys.trending(e, c)), item, inc] for (e, c, item), inc in w.trending.items()
+            ]
+            # An epoch's sorted set is read during the next epoch too, then expires.
+            plan["zttl"] = self.trending_ttl_ms
+            # GREATEST semantics: a replay never moves a watermark backwards.
+            plan["w"] = [
+                [table(keys.watermark(t, p)), str(o)] for (t, p), o in w.watermarks.items()
+            ]
+            plan["h"] = self._counters(w, increments, table)
+            plan["p"] = [table(keys.metrics_items(w.measured.version)), sorted(w.measured.shown)]
+            plan["s"] = self._catalog_size(w.measured, table)
+            plan["v"] = [table(keys.metrics_versions()), new_versions] if new_versions else []
         return ScriptCall(table.keys, [orjson.dumps(plan), *values.values()], new_versions)
 
-    async def send(self, call: ScriptCall) -> None:
-        await self._script(keys=call.keys, args=call.args)
-        self._registered |= set(call.new_versions)
+    async def send(self, calls: list[ScriptCall], shared: bool = True) -> None:
+        """Send a batch's calls (``shared=False``: all but the first, which updates the shared
+        keys, when it is known to have landed). The first goes alone: the users' calls
+        follow only once the shared keys hold the batch, all at once."""
+        if shared:
+            await self._run(calls[0])
+            self._registered |= set(calls[0].new_versions)
+        if len(calls) > 1:
+            await asyncio.gather(*(self._run(call) for call in calls[1:]))
+
+    async def _run(self, call: ScriptCall) -> None:
+        if self._script is not None:
+            await self._script(keys=call.keys, args=call.args)
+            return
+        # redis-py's cluster client has no script object: by SHA, loading the script into
+        # the slot's node when it lacks it (a node restarted, or a new one).
+        try:
+            await self.redis.evalsha(_BATCH_SHA, len(call.keys), *call.keys, *call.args)
+        except NoScriptError:
+            await self.redis.eval(_BATCH_SCRIPT, len(call.keys), *call.keys, *call.args)
 
     async def landed(self, watermarks: dict[Partition, int]) -> bool:
-        """Whether a batch with these watermarks is in Redis (its write moved them), when its
-        reply was lost: true only while no later write of these partitions was made."""
+        """Whether a batch's shared keys are in Redis (its first call moved these watermarks),
+        when its reply was lost: true only while no later write of these partitions was made."""
         stored = await self.read([], sorted(watermarks), [])
         return all(stored.watermarks.get(p, -1) >= o for p, o in watermarks.items())
 
@@ -209,8 +260,9 @@ class KeyTable:
         return at
 
 
-# One batch's writes. KEYS: every key it touches (Redis Cluster needs them there), the first
-# plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys by place in KEYS.
+# One batch's writes (or, on a Redis Cluster, one slot's share of them). KEYS: every key it
+# touches, the first plan.m of them set to ARGV[2..m+1]; ARGV[1]: the plan (JSON), naming keys
+# by place in KEYS; the parts a call lacks are absent from its plan.
 _BATCH_SCRIPT = """
 local d = cjson.decode(ARGV[1])
 if d.uttl > 0 then
@@ -219,28 +271,29 @@ else
   for i = 1, d.m do redis.call('SET', KEYS[i], ARGV[i + 1]) end
 end
 local touched = {}
-for _, t in ipairs(d.z) do
+for _, t in ipairs(d.z or {}) do
   redis.call('ZINCRBY', KEYS[t[1]], t[3], t[2])
   touched[t[1]] = true
 end
 for k, _ in pairs(touched) do redis.call('PEXPIRE', KEYS[k], d.zttl) end
 for _, k in ipairs(d.e) do redis.call('SET', KEYS[k], 1, 'EX', d.ttl) end
-for _, m in ipairs(d.w) do
+for _, m in ipairs(d.w or {}) do
   local cur = tonumber(redis.call('GET', KEYS[m[1]]) or '-1')
   if tonumber(m[2]) > cur then redis.call('SET', KEYS[m[1]], m[2]) end
 end
-for _, h in ipairs(d.h) do
+for _, h in ipairs(d.h or {}) do
   if string.find(h[3], '.', 1, true) then
     redis.call('HINCRBYFLOAT', KEYS[h[1]], h[2], h[3])
   else
     redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
   end
 end
-local shown = d.p[2]
+local shown = d.p and d.p[2] or {}
 for i = 1, #shown, 4000 do
   redis.call('PFADD', KEYS[d.p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
 end
-for _, f in ipairs(d.s) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
-if d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end
+for _, f in ipairs(d.s or {}) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
+if d.v and d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end
 return 0
 """
+_BATCH_SHA = hashlib.sha1(_BATCH_SCRIPT.encode(), usedforsecurity=False).hexdigest()

@@ -22,9 +22,10 @@ class TopicSpec:
 
 
 def ensure_topics(
-    kafka: KafkaConnection, specs: Iterable[TopicSpec], replication: int = 1, timeout_s: float = 30
+    kafka: KafkaConnection, specs: Iterable[TopicSpec], replication: int = 0, timeout_s: float = 30
 ) -> None:
-    """Create each topic that does not exist yet; existing topics are left exactly as they are."""
+    """Create each topic that does not exist yet; existing topics are left exactly as they are.
+    ``replication`` 0: the brokers' default.replication.factor."""
     admin = KafkaAdminClient(
         **kafka.kafka_python_kwargs(), request_timeout_ms=int(timeout_s * 1000)
     )
@@ -33,7 +34,8 @@ def ensure_topics(
         missing = [s for s in specs if s.name not in existing]
         for spec in missing:
             config = {"cleanup.policy": "compact"} if spec.compacted else {}
-            topic = NewTopic(spec.name, spec.partitions, replication, topic_configs=config)
+            factor = replication if replication > 0 else -1  # -1: the broker decides
+            topic = NewTopic(spec.name, spec.partitions, factor, topic_configs=config)
             try:
                 admin.create_topics([topic])
                 log.info("created topic %s (%d partitions)", spec.name, spec.partitions)

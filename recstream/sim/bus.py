@@ -52,7 +52,7 @@ class KafkaBus:
     recommendations topic, before anything is published, so no answer is missed."""
 
     def __init__(
-        self, kafka: KafkaConnection, topics: SimTopics, partitions: int, replication: int = 1
+        self, kafka: KafkaConnection, topics: SimTopics, partitions: int, replication: int = 0
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer
         from kafka.structs import TopicPartition

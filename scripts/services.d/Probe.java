@@ -1,5 +1,5 @@
 // Readiness probe: succeeds once the broker answers a real client metadata call.
-// Run as a single-file program: java -cp '<kafka libs>/*' Probe.java host:port
+// Run as a single-file program: java -cp '<kafka libs>/*' Probe.java host:port[,...] seconds [nodes]
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -11,11 +11,13 @@ public class Probe {
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "3000");
+        int want = args.length > 2 ? Integer.parseInt(args[2]) : 1;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[1]));
         try (Admin admin = Admin.create(props)) {
             while (true) {
                 try {
                     int nodes = admin.describeCluster().nodes().get(3, TimeUnit.SECONDS).size();
+                    if (nodes < want) throw new IllegalStateException(nodes + " of " + want + " nodes");
                     admin.listTopics().names().get(3, TimeUnit.SECONDS);
                     System.out.println("kafka ready: " + nodes + " node(s)");
                     return;

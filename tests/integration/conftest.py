@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
+import redis.cluster
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
@@ -27,6 +29,8 @@ REDIS_URL = os.environ.get("RECSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
 HOW = "start them with ./scripts/test (or scripts/services up)"
 
 HERE = Path(__file__).parent
+
+from recstream.streams.connection import cluster_url  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,12 +52,20 @@ def kafka_bootstrap() -> str:
     return KAFKA
 
 
+def sync_redis(url: str) -> redis.Redis | redis.RedisCluster:
+    """A synchronous client for checks, of a single Redis or a Redis Cluster URL."""
+    cluster = cluster_url(url)
+    if cluster is None:
+        return redis.Redis.from_url(url)
+    first, nodes = cluster
+    startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]
+    return redis.RedisCluster.from_url(first, startup_nodes=startup)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    import redis
-
     try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
+        sync_redis(REDIS_URL).ping()
     except Exception as exc:
         pytest.fail(f"no Redis at {REDIS_URL} ({exc!r}); {HOW}")
     return REDIS_URL

@@ -25,8 +25,9 @@ from recstream.artifacts import (
     version_sha256,
     write_manifest,
 )
+from recstream.streams.keys import Keys
 from recstream.streams.records import ModelUpdate
-from tests.integration.conftest import Names, Worker, read_topic, wait_until
+from tests.integration.conftest import Names, Worker, read_topic, sync_redis, wait_until
 from tests.integration.test_model_pipeline import GENRES, PER_GENRE, genre_log
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,7 @@ def click(producer: KafkaProducer, topic: str, n: int):
 
 
 def serving(r: redis.Redis, names: Names, worker_id: str) -> dict:
-    raw = r.hget(f"{names.redis_prefix}:workers", worker_id)
+    raw = r.hget(Keys(names.redis_prefix).workers(), worker_id)
     return json.loads(raw) if raw else {}
 
 
@@ -117,7 +118,7 @@ def test_hot_swap_under_load_loses_no_event(
     worker, worker_id, first = serve_first_event(
         start_worker, producer, names, kafka_bootstrap, root, "v1"
     )
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
 
     sent = [first]
     stop = threading.Event()
@@ -163,7 +164,7 @@ def test_hot_swap_under_load_loses_no_event(
     after = [u for u, x in latest.items() if x["model_version"] == "v2"]
     assert len(after) >= 20
     for user in after:
-        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
         assert 1 <= len(state["seq"]) <= SHORT, state
     assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=5, settle_s=1) == []
 
@@ -212,8 +213,8 @@ def test_a_tampered_or_misannounced_version_is_refused(
     write_manifest(generation, ["index.faiss"], **extra)
     announce(producer, names.model_updates, v5, whole=intact)
 
-    r = redis.Redis.from_url(redis_url)
-    stats = f"{names.redis_prefix}:stats"
+    r = sync_redis(redis_url)
+    stats = Keys(names.redis_prefix).stats()
     assert wait_until(lambda: r.hget(stats, "swap_failures") == b"3", 90), worker.log_tail()
     click(producer, names.events, 1).get(30)
     lists = read_topic(kafka_bootstrap, names.recommendations, 2)

@@ -10,10 +10,10 @@ import urllib.request
 from typing import Any
 
 import pytest
-import redis
 from kafka import KafkaProducer
 
-from tests.integration.conftest import Names, read_topic, wait_until
+from recstream.streams.keys import Keys
+from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,9 @@ def test_hits_are_attributed_and_counted_everywhere(
         value = {"item_id": item, "category": item[:2], "available": True}
         producer.send(items_topic, key=item.encode(), value=json.dumps(value).encode())
     producer.flush()
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     prefix = names.redis_prefix
-    assert wait_until(lambda: r.hlen(f"{prefix}:catalog") == len(ITEMS)), worker.log_tail()
+    assert wait_until(lambda: r.hlen(Keys(prefix).catalog()) == len(ITEMS)), worker.log_tail()
     time.sleep(1.5)  # the worker reloads the catalogue every second
     for n in range(FANS):
         fan = {"user_id": f"fan-{n}", "item_id": ITEMS[n % len(ITEMS)], "type": "click"}
@@ -96,7 +96,7 @@ def test_hits_are_attributed_and_counted_everywhere(
     lists = FANS + 8
     assert l3["model_version"] == "none"
 
-    counters = {k.decode(): v.decode() for k, v in r.hgetall(f"{prefix}:metrics:none").items()}
+    counters = {k.decode(): v.decode() for k, v in r.hgetall(Keys(prefix).metrics("none")).items()}
     assert int(counters["lists"]) == lists
     assert int(counters["hit:click"]) == 3
     assert int(counters["hit:purchase"]) == 1
@@ -104,9 +104,9 @@ def test_hits_are_attributed_and_counted_everywhere(
     assert positions == {"pos:click:2": 1, "pos:click:0": 1, "pos:click:1": 1, "pos:purchase:3": 1}
     assert int(counters["catalog_size"]) == len(ITEMS)
     assert int(counters["diversity_n"]) >= 8
-    assert r.smembers(f"{prefix}:metrics:versions") == {b"none"}
-    assert 10 <= r.pfcount(f"{prefix}:metrics:none:items") <= len(ITEMS) + 1
-    served = json.loads(r.get(f"{prefix}:user:alice:served"))
+    assert r.smembers(Keys(prefix).metrics_versions()) == {b"none"}
+    assert 10 <= r.pfcount(Keys(prefix).metrics_items("none")) <= len(ITEMS) + 1
+    served = json.loads(r.get(Keys(prefix).served("alice")))
     assert len(served) == 5  # alice's last lists, at most RECSTREAM_ATTRIBUTION_LISTS (5)
     assert [row[0] for row in served[:3]] == [x["rec_id"] for x in (l4, l5, l6)]
 
@@ -147,6 +147,6 @@ def test_hits_are_attributed_and_counted_everywhere(
     assert 0 <= none["diversity"] <= 1
     assert any(s["versions"].get("none", {}).get("latency_ms", {}).get("n", 0) > 0 for s in found)
 
-    entry = json.loads(r.hget(f"{prefix}:workers", worker_id))
+    entry = json.loads(r.hget(Keys(prefix).workers(), worker_id))
     assert entry["version"] == "none"
     assert entry["seen_ms"] >= entry["since_ms"]

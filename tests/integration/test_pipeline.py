@@ -14,7 +14,8 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
-from tests.integration.conftest import Names, read_topic, wait_until
+from recstream.streams.keys import Keys
+from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def lists_by_user(bootstrap: str, topic: str, count: int) -> dict[str, list[dict
 
 def user_state_snapshot(r: redis.Redis, prefix: str) -> dict[bytes, bytes]:
     keys = sorted(r.scan_iter(f"{prefix}:user:*:state"))
-    keys += sorted(r.scan_iter(f"{prefix}:trending*"))
+    keys += sorted(r.scan_iter(f"{Keys(prefix).shared_head}:trending*"))
     return {k: r.dump(k) for k in keys}
 
 
@@ -53,8 +54,8 @@ def test_cold_start_user_gets_trending_items_and_unavailable_items_are_filtered(
     producer.send(items_topic, key=b"gone", value=b'{"item_id": "gone", "available": false}')
     producer.flush()
     read_topic(kafka_bootstrap, names.recommendations, 62)
-    r = redis.Redis.from_url(redis_url)
-    assert wait_until(lambda: r.hget(f"{names.redis_prefix}:catalog", "gone") is not None)
+    r = sync_redis(redis_url)
+    assert wait_until(lambda: r.hget(Keys(names.redis_prefix).catalog(), "gone") is not None)
     time.sleep(1.5)  # the worker reloads the catalogue every second
 
     send(producer, names.events, "newcomer", "never-seen-before").get(30)
@@ -89,9 +90,9 @@ def test_replaying_the_log_leaves_user_state_byte_identical(
     first = start_worker()
     read_topic(kafka_bootstrap, names.recommendations, 42)
     first.stop()
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     before = user_state_snapshot(r, names.redis_prefix)
-    assert json.loads(r.get(f"{names.redis_prefix}:user:u1:state"))["seq"][-1] == "i3"
+    assert json.loads(r.get(Keys(names.redis_prefix).state("u1")))["seq"][-1] == "i3"
 
     # A second consumer group reads the same log from the start: a full replay.
     replay = start_worker(RECSTREAM_APP_ID=f"{names.app_id}-replay")
@@ -120,9 +121,9 @@ def test_a_killed_worker_resumes_from_committed_offsets_and_loses_no_event(
     recs = read_topic(kafka_bootstrap, names.recommendations, sent, timeout_s=120)
     sources = {json.dumps(json.loads(x.value)["source"], sort_keys=True) for x in recs}
     assert len(sources) == sent, worker.log_tail()
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     for user in users:  # each event applied exactly once, despite the replay after the kill
-        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
         assert state["n"] == 15
 
 
@@ -162,9 +163,9 @@ def test_workers_joining_and_leaving_the_group_lose_no_event_and_apply_each_once
     logs = first.log_tail(2000) + second.log_tail(2000)
     duplicates = len(sources) - sent
     assert duplicates == 0 or "refused" in logs, f"{duplicates} duplicate lists\n{logs[-5000:]}"
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     for user in users:
-        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
         assert state["n"] == sent // len(users)
     assert "assigned" in second.log_tail()
 
@@ -177,7 +178,7 @@ def test_redis_connections_killed_mid_stream_lose_no_event_and_apply_each_once(
     reads cut off retry the batch — each event applied once, every one answered."""
     users = [f"c{n}" for n in range(20)]
     worker = start_worker()
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     send(producer, names.events, "warm-up", "i").get(30)
     read_topic(kafka_bootstrap, names.recommendations, 1, timeout_s=60)
     kills = 0  # connections killed (the pool reconnects; a kill may find none open)
@@ -193,6 +194,6 @@ def test_redis_connections_killed_mid_stream_lose_no_event_and_apply_each_once(
     sources = {json.dumps(json.loads(x.value)["source"], sort_keys=True) for x in recs}
     assert len(sources) == 1001, worker.log_tail()  # every event answered
     for user in users:  # each applied exactly once
-        state = json.loads(r.get(f"{names.redis_prefix}:user:{user}:state"))
+        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
         assert state["n"] == 50, (user, state["n"])
     assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=3, settle_s=1) == []

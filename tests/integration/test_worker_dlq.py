@@ -8,10 +8,10 @@ import json
 import time
 
 import pytest
-import redis
 from kafka import KafkaProducer
 
-from tests.integration.conftest import Names, read_topic
+from recstream.streams.keys import Keys
+from tests.integration.conftest import Names, read_topic, sync_redis
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +69,11 @@ def test_bad_events_go_to_the_dlq_and_good_ones_are_processed(
     assert sorted(json.loads(r.value)["user_id"] for r in recs) == sorted(
         f"good-{i}" for i in range(len(good))
     ), worker.log_tail()
-    r = redis.Redis.from_url(redis_url)
-    state = json.loads(r.get(f"{names.redis_prefix}:user:good-3:state"))
+    r = sync_redis(redis_url)
+    state = json.loads(r.get(Keys(names.redis_prefix).state("good-3")))
     assert state["seq"] == ["i1"]
     assert state["n"] == 1
-    stats = r.hgetall(f"{names.redis_prefix}:stats")
+    stats = r.hgetall(Keys(names.redis_prefix).stats())
     assert int(stats[b"valid"]) == len(good)
     assert int(stats[b"rejected"]) == len(BAD)
 

@@ -34,7 +34,9 @@ class Script:
         self.keep = keep
 
     def batch(self, *steps: tuple[Event, bool, Served]) -> list[Hit]:
-        return attribute_batch(steps, self.served, WINDOW, self.keep, COUNTED)
+        """Steps as (event, applied, list): an applied event also counts."""
+        full = [(event, applied, applied, list_) for event, applied, list_ in steps]
+        return attribute_batch(full, self.served, WINDOW, self.keep, COUNTED)
 
 
 def test_scripted_sequence() -> None:
@@ -110,3 +112,14 @@ def test_served_lists_round_trip_and_bad_values_are_empty() -> None:
     assert served_from_json(served_to_json(lists)) == lists
     for bad in (None, b"", b"{", b'{"a": 1}', b"[[1]]"):
         assert served_from_json(bad) == []
+
+
+def test_applied_but_already_counted_marks_without_counting() -> None:
+    """A replay whose counters landed but whose user state did not (a Redis Cluster crash
+    between the two calls): the hit is marked in the user's lists, not counted again."""
+    s = Script()
+    s.batch((ev("x"), True, made("A", T0)))
+    click = ev("A1", ts=T0 + MINUTE, rec_id="A")
+    replay = [(click, True, False, made("B", T0 + MINUTE))]
+    assert attribute_batch(replay, s.served, WINDOW, s.keep, COUNTED) == []
+    assert s.served["u"][0].hits == ["click:1"]

@@ -53,7 +53,8 @@ def test_every_redis_key_is_documented() -> None:
         keys.recs("<user_id>"),
         keys.served("<user_id>"),
         keys.watermark("<topic>", "<partition>"),  # type: ignore[arg-type]
-        keys.event_id("<event_id>"),
+        keys.event_id("<user_id>", "<event_id>"),
+        keys.layout(),
         keys.trending("<epoch>"),  # type: ignore[arg-type]
         keys.trending("<epoch>", "<category>"),  # type: ignore[arg-type]
         keys.catalog(),
@@ -64,7 +65,7 @@ def test_every_redis_key_is_documented() -> None:
         keys.workers(),
     ]
     public = [name for name in vars(Keys) if not name.startswith("_")]
-    assert len(public) == 13, "a new Keys method: add its key here and to docs/contract.md"
+    assert len(public) == 14, "a new Keys method: add its key here and to docs/contract.md"
     missing = [key for key in made if f"`{key}`" not in CONTRACT]
     assert not missing, f"Redis keys missing from docs/contract.md: {missing}"
 

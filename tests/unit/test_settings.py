@@ -49,6 +49,7 @@ def test_environment_is_read_once_into_a_frozen_object(monkeypatch: pytest.Monke
         ("RECSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_TLS", "SASL_SSL"),
         ("RECSTREAM_COMMIT_INTERVAL_MS", "-1", "greater than or equal to 0"),
         ("RECSTREAM_ENCODER_DTYPE", "float16", "bfloat16"),
+        ("RECSTREAM_REDIS_PREFIX", "rs{1}", "without braces"),
     ],
 )
 def test_bad_values_are_refused_with_a_reason(

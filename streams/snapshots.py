@@ -3,6 +3,7 @@ Redis and summarised as rates, with this worker's latency percentiles since its 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,15 +64,14 @@ async def read_cluster(
     names = sorted((_text(v) for v in raw), key=lambda v: version_number(v) or -1)[-newest:]
     if not names:
         return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        for version in names:
-            pipe.hgetall(keys.metrics(version))
-            pipe.pfcount(keys.metrics_items(version))
-        replies = await pipe.execute()
+    # Concurrent commands, not a pipeline: redis-py's cluster pipelines refuse PFCOUNT.
+    counters = [redis.hgetall(keys.metrics(version)) for version in names]
+    items = [redis.pfcount(keys.metrics_items(version)) for version in names]
+    replies = await asyncio.gather(*counters, *items)
     out = {}
     for i, version in enumerate(names):
-        fields = {_text(k): float(v) for k, v in replies[2 * i].items()}
-        out[version] = (fields, int(replies[2 * i + 1]))
+        fields = {_text(k): float(v) for k, v in replies[i].items()}
+        out[version] = (fields, int(replies[len(names) + i]))
     return out
 
 

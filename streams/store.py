@@ -15,8 +15,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import ClusterError, NoScriptError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.attribution import Served, served_from_json, served_to_json
@@ -29,8 +29,17 @@ log = logging.getLogger("recstream.store")
 
 Partition = tuple[str, int]  # (topic, partition)
 RedisClient = Redis | RedisCluster
-# Infrastructure hiccups: the same call may succeed once Redis (or the network) is back.
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, asyncio.TimeoutError)
+# Infrastructure hiccups: the same call may succeed once Redis (or the network) is back; on
+# a Redis Cluster also a node down or its slots moving.
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 
 async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:

@@ -65,6 +65,24 @@ for _name in _COMMAND_MODULES:
 TRAIN_EXTRA = frozenset({"torch", "onnx"})
 
 
+# A connection or authentication error of these clients: the server it concerns.
+_SERVERS = {"kafka": "Kafka", "aiokafka": "Kafka", "redis": "Redis"}
+_HINTS = {
+    "Kafka": "check RECSTREAM_KAFKA_BOOTSTRAP and, for a secured broker, "
+    "RECSTREAM_KAFKA_SECURITY_PROTOCOL, the SASL mechanism, user and password and the CA file",
+    "Redis": "check RECSTREAM_REDIS_URL (rediss:// for TLS, a user for an ACL) and "
+    "RECSTREAM_REDIS_PASSWORD",
+}
+
+
+def _unreachable(exc: Exception) -> str | None:
+    server = _SERVERS.get(type(exc).__module__.partition(".")[0])
+    name = type(exc).__name__
+    if server and any(w in name for w in ("Connection", "Timeout", "Auth", "NoBrokers")):
+        return server
+    return None
+
+
 def main() -> None:
     try:
         app()
@@ -77,3 +95,10 @@ def main() -> None:
             err=True,
         )
         raise SystemExit(2) from None
+    except Exception as exc:
+        server = _unreachable(exc)
+        if server is None:
+            raise
+        verb = sys.argv[1] if len(sys.argv) > 1 else ""
+        typer.echo(f"recstream {verb}: cannot reach {server} ({exc}); {_HINTS[server]}", err=True)
+        raise SystemExit(1) from None

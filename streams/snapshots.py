@@ -60,18 +60,18 @@ async def read_cluster(
     redis: RedisClient, keys: Keys, newest: int = SNAPSHOT_VERSIONS
 ) -> dict[str, tuple[dict[str, float], int]]:
     """Counters and distinct items shown of the newest versions, as all workers wrote them."""
-    raw = await redis.smembers(keys.metrics_versions())
-    names = sorted((_text(v) for v in raw), key=lambda v: version_number(v) or -1)[-newest:]
+    members = await redis.smembers(keys.metrics_versions())
+    names = sorted((_text(v) for v in members), key=lambda v: version_number(v) or -1)[-newest:]
     if not names:
         return {}
     # Concurrent commands, not a pipeline: redis-py's cluster pipelines refuse PFCOUNT.
     counters = [redis.hgetall(keys.metrics(version)) for version in names]
     items = [redis.pfcount(keys.metrics_items(version)) for version in names]
-    replies = await asyncio.gather(*counters, *items)
+    hashes: list[dict[Any, Any]] = await asyncio.gather(*counters)
+    counts: list[int] = await asyncio.gather(*items)
     out = {}
-    for i, version in enumerate(names):
-        fields = {_text(k): float(v) for k, v in replies[i].items()}
-        out[version] = (fields, int(replies[len(names) + i]))
+    for version, fields, count in zip(names, hashes, counts, strict=True):
+        out[version] = ({_text(k): float(v) for k, v in fields.items()}, int(count))
     return out
 
 

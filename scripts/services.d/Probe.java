@@ -1,5 +1,6 @@
 // Readiness probe: succeeds once the broker answers a real client metadata call.
-// Run as a single-file program: java -cp '<kafka libs>/*' Probe.java host:port[,...] seconds [nodes]
+// Run as a single-file program:
+//   java -cp '<kafka libs>/*' Probe.java host:port[,...] seconds [nodes [client.properties]]
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -8,6 +9,11 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 public class Probe {
     public static void main(String[] args) throws Exception {
         Properties props = new Properties();
+        if (args.length > 3) {
+            try (java.io.FileInputStream in = new java.io.FileInputStream(args[3])) {
+                props.load(in);
+            }
+        }
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "3000");

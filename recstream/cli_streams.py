@@ -29,6 +29,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("redis-migrate")(redis_migrate)
     bench_app.command("stream")(bench_stream)
     bench_app.command("pipeline")(bench_pipeline)
+    bench_app.command("soak")(bench_soak)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -268,8 +269,12 @@ def bench_stream(
     ] = "2000,3000,4000,5000,6000",
     repeat: Annotated[int, typer.Option(min=1, help="Independent runs; their spread.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the load.")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Workers in one consumer group (scale-out).")
+    ] = 1,
 ) -> None:
-    """End-to-end events/s and latency of one worker on the real broker and Redis (JSON)."""
+    """End-to-end events/s and latency of the worker (or --workers of them in one group) on
+    the real broker and Redis (JSON)."""
     from recstream.artifacts import ITEM_IDS, MANIFEST, list_versions, resolve_version
     from recstream.streams.bench import BenchPlan, Load, run_bench, synthetic_events
 
@@ -301,6 +306,7 @@ def bench_stream(
         ramp_rates=[float(r) for r in rates.split(",") if r.strip()],
         seconds=seconds,
         repeat=repeat,
+        workers=workers,
     )
     print(f"bench stream: {workload} load, serving {source}, {len(items)} items", file=sys.stderr)
     result = run_bench(plan)
@@ -344,6 +350,43 @@ def _histories(path: Path) -> dict[str, list[tuple[str, str]]]:
     for i in order:
         out.setdefault(str(rows.users[i]), []).append((str(rows.items[i]), str(rows.types[i])))
     return out
+
+
+def bench_soak(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Option(help="An ml-1m or ml-100k directory, or a file user,item[,ts,type].")
+    ],
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Model artifact the worker serves (default: settings).")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Events per second, throughout.")] = 1000,
+    minutes: Annotated[float, typer.Option(min=0.5, help="Length of the paced run.")] = 10,
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between two samples.")] = 10,
+    users: Annotated[int, typer.Option(min=1, help="Users replaying their histories.")] = 6040,
+    preload: Annotated[
+        int, typer.Option(min=0, help="Each user's first N interactions come first.")
+    ] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the replay's interleaving.")] = 0,
+) -> None:
+    """One worker at a steady rate on real histories for minutes (JSON): its resident memory
+    and Redis's used memory each interval, and their slopes (MB per minute, second half)."""
+    from recstream.streams.bench import BenchPlan
+    from recstream.streams.soak import SoakPlan, run_soak
+
+    s = _settings(ctx)
+    histories = _histories(data)
+    _real_load(histories, users, preload, seed)  # fail now
+    bench = BenchPlan(
+        bootstrap=s.kafka_bootstrap,
+        redis_url=s.redis_url,
+        artifacts=artifacts or s.artifacts,
+        load=lambda: _real_load(histories, users, preload, seed),
+        workload="real",
+    )
+    result = run_soak(SoakPlan(bench, rate=rate, minutes=minutes, interval_s=interval))
+    result.update({"data": str(data), "users": users, "preload_per_user": preload})
+    print(json.dumps(result))
 
 
 def bench_pipeline(

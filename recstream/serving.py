@@ -81,6 +81,7 @@ def worker_config(s: Settings, artifacts_root: Path | None = None) -> WorkerConf
             wait_s=s.batch_wait_ms / 1000,
             commit_interval_s=s.commit_interval_ms / 1000,
             session_timeout_s=s.session_timeout_s,
+            group_instance_id=s.group_instance_id,
         ),
         web_host=s.web_host,
         web_port=s.web_port,

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=0, ge=0, le=16)
     # How long a crashed worker keeps its partitions before the group hands them on.
     session_timeout_s: float = Field(default=30.0, ge=6.0, le=300.0)
+    # Static group membership: a stable name per worker (say, its pod name). A worker that
+    # restarts under it within the session timeout keeps its partitions, no rebalance.
+    group_instance_id: str | None = None
     # Micro-batches: whatever has arrived, at most this many events; an idle worker waits at
     # most this long for the first.
     batch_size: int = Field(default=256, ge=1, le=100_000)

@@ -391,6 +391,7 @@ class BenchPlan:
     ramp_rates: Sequence[float] = (2000.0, 3000.0, 4000.0, 5000.0, 6000.0)
     seconds: float = 10.0
     repeat: int = 1
+    workers: int = 1  # workers in one consumer group
     log_dir: Path = Path("/tmp")
 
 
@@ -398,7 +399,11 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
     """``plan.repeat`` independent runs (fresh topics, Redis prefix, worker and echo each);
     the top-level figures are the runs' medians, ``spread`` their min and max."""
     runs = [run_once(plan) for _ in range(plan.repeat)]
-    result: dict[str, Any] = {"workload": plan.workload, "repeat": plan.repeat}
+    result: dict[str, Any] = {
+        "workload": plan.workload,
+        "repeat": plan.repeat,
+        "workers": plan.workers,
+    }
     figures = {
         "events_per_s": ("events_per_s",),
         "catch_up_events_per_s": ("catch_up", "events_per_s"),
@@ -454,7 +459,9 @@ def run_once(plan: BenchPlan) -> dict[str, Any]:
 
     tag = uuid.uuid4().hex[:8]
     topics = {n: f"bench-{n}-{tag}" for n in ("events", "recs", "dlq", "echo-in", "echo-out")}
-    ensure_topics(KafkaConnection(plan.bootstrap), [TopicSpec(t, 4) for t in topics.values()])
+    partitions = max(4, plan.workers)
+    specs = [TopicSpec(t, partitions) for t in topics.values()]
+    ensure_topics(KafkaConnection(plan.bootstrap), specs)
     floor = _echo_floor(plan, topics, tag)
     result = _worker_run(plan, topics, tag)
     result["echo_floor_ms"] = floor
@@ -481,7 +488,7 @@ def _echo_floor(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, 
     try:
         load = plan.load()
         echo_in = (topics["echo-in"], topics["echo-out"])
-        catch = _prepare(plan, *echo_in, load, echo)
+        catch = prepare(plan, *echo_in, load, echo)
         floor = asyncio.run(measure(plan.bootstrap, *echo_in, load.paced, 1000, plan.seconds))
     finally:
         stop(echo)
@@ -495,7 +502,8 @@ def _echo_floor(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, 
 
 
 def _worker_run(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, Any]:
-    """The worker: catch-up, warm-up, then the paced rates until one is not sustained."""
+    """The workers (one group): catch-up, warm-up, then the paced rates until one is not
+    sustained."""
     env = {
         "RECSTREAM_KAFKA_BOOTSTRAP": plan.bootstrap,
         "RECSTREAM_REDIS_URL": plan.redis_url,
@@ -504,39 +512,73 @@ def _worker_run(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, 
         "RECSTREAM_TOPIC_DLQ": topics["dlq"],
         "RECSTREAM_APP_ID": f"bench-{tag}",
         "RECSTREAM_REDIS_PREFIX": f"bench:{tag}",
-        "RECSTREAM_WEB_PORT": str(_free_port()),
     }
     exe = str(Path(sys.executable).with_name("recstream"))
-    worker = spawn(
-        [exe, "worker", "--artifacts", str(plan.artifacts), "--loglevel", "warning"],
-        env,
-        plan.log_dir / f"bench-worker-{tag}.log",
-    )
-    result: dict[str, Any] = {"rates": {}}
+    args = [exe, "worker", "--artifacts", str(plan.artifacts), "--loglevel", "warning"]
+    workers = [
+        spawn(
+            args,
+            {**env, "RECSTREAM_WEB_PORT": str(free_port()), "RECSTREAM_WORKER_ID": f"w{n}"},
+            plan.log_dir / f"bench-worker-{tag}-{n}.log",
+        )
+        for n in range(plan.workers)
+    ]
+    result: dict[str, Any] = {"rates": {}, "workers": plan.workers}
     try:
         load = plan.load()
-        result["catch_up"] = _prepare(plan, topics["events"], topics["recs"], load, worker)
+        wait_group(plan.bootstrap, f"bench-{tag}", plan.workers, workers)
+        result["catch_up"] = prepare(plan, topics["events"], topics["recs"], load, workers)
         result["warmup"] = {"rate": 1000, "seconds": min(WARMUP_S, plan.seconds)}
         best = _rates(plan, topics["events"], topics["recs"], load, result["rates"])
-        result["peak_rss_mb"] = round(peak_rss_mb(worker.pid), 1)
+        result["peak_rss_mb"] = round(max(peak_rss_mb(w.pid) for w in workers), 1)
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
     result["events_per_s"] = best
     return result
 
 
-def _prepare(
-    plan: BenchPlan, topic: str, out: str, load: Load, proc: subprocess.Popen[bytes]
+def wait_group(
+    bootstrap: str, group: str, members: int, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Until the consumer group has ``members`` members, each with partitions: measuring
+    while workers still join would time a rebalance."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker under test exited; see its log")
+            described = admin.describe_groups([group]).get(group, {})
+            joined = [m for m in described.get("members", []) if _assigned(m)]
+            if described.get("group_state") == "Stable" and len(joined) == members:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise RuntimeError(f"{members} workers did not share the partitions within 120 s")
+
+
+def prepare(
+    plan: BenchPlan,
+    topic: str,
+    out: str,
+    load: Load,
+    procs: subprocess.Popen[bytes] | list[subprocess.Popen[bytes]],
 ) -> dict[str, Any]:
     """Wait until ``proc`` answers, send the preload at full speed (the catch-up figure), then
     a discarded warm-up at 1,000 events/s: a process that has just started (JIT, first users
     in Redis, allocator) otherwise inflates the first measured rate's tail."""
-    asyncio.run(wait_ready(plan.bootstrap, topic, out, load.paced, proc))
-    before = cpu_seconds(proc.pid)
+    procs = procs if isinstance(procs, list) else [procs]
+    asyncio.run(wait_ready(plan.bootstrap, topic, out, load.paced, procs[0]))
+    before = sum(cpu_seconds(p.pid) for p in procs)
     catch = asyncio.run(catch_up(plan.bootstrap, topic, out, load.preload))
     if catch["received"]:
-        # CPU per event travels between machines better than a rate on shared cores does.
-        used = cpu_seconds(proc.pid) - before
+        # CPU per event travels between machines better than a rate on shared cores does
+        # (all the processes under test together).
+        used = sum(cpu_seconds(p.pid) for p in procs) - before
         catch["cpu_us_per_event"] = round(used / catch["received"] * 1e6, 1)
     warm = min(WARMUP_S, plan.seconds)
     asyncio.run(measure(plan.bootstrap, topic, out, load.paced, 1000, warm))
@@ -556,7 +598,12 @@ def _rates(plan: BenchPlan, topic: str, out: str, load: Load, into: dict[str, An
     return best
 
 
-def _free_port() -> int:
+def _assigned(member: dict[str, Any]) -> bool:
+    """Whether a described group member holds any partition."""
+    return bool(getattr(member.get("member_assignment"), "assigned_partitions", None))
+
+
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:

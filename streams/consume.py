@@ -45,6 +45,9 @@ class ConsumerConfig:
     wait_s: float = 0.005
     commit_interval_s: float = 1.0
     session_timeout_s: float = 30.0
+    # Static membership (KIP-345): a worker restarted under the same id within the session
+    # timeout gets its partitions back without a rebalance of the whole group.
+    group_instance_id: str | None = None
 
 
 def raw_messages(fetched: dict[TopicPartition, list[Any]]) -> list[RawMessage]:
@@ -121,6 +124,7 @@ class EventConsumer(ConsumerRebalanceListener):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(cfg.session_timeout_s * 1000),
+            group_instance_id=cfg.group_instance_id,
             heartbeat_interval_ms=int(min(3.0, cfg.session_timeout_s / 3) * 1000),
         )
         consumer.subscribe([self.topic], listener=self)

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,6 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from recstream.streams.batches import RawMessage, split_batch
@@ -31,7 +29,8 @@ from recstream.streams.pipeline import Pipeline, PipelineConfig
 from recstream.streams.recommender import ModelRecommender
 from recstream.streams.topics import TopicSpec, ensure_topics
 from tests.fakes import ExactIndex, MeanEncoder, genre_world
-from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
+from tests.integration.conftest import Names, sync_redis, wait_until
+from tests.integration.faults import SteadyLoad, check_every_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = Path(os.environ.get("RECSTREAM_SERVICES_DIR", ROOT / ".services")) / "cluster"
@@ -203,43 +202,6 @@ def _restart_missing_nodes() -> None:
     )
 
 
-class Load:
-    """Events at a steady rate from a thread, each with an event id, recording where each
-    landed (partition, offset) and when it was sent."""
-
-    def __init__(self, bootstrap: str, topic: str, rate: float, users: int) -> None:
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=20
-        )
-        self.topic, self.rate, self.users = topic, rate, users
-        self.sent: list[tuple[str, str, float, Any]] = []  # user, event id, sent at, future
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        start, n = time.monotonic(), 0
-        while not self.stop.is_set():
-            user = f"fu{n % self.users}"
-            eid = f"e{n}"
-            ts = int(time.time() * 1000)
-            value = {"user_id": user, "item_id": f"g{n % 3}-{n % 11}", "type": "click"}
-            payload = json.dumps({**value, "ts": ts, "event_id": eid}).encode()
-            future = self.producer.send(self.topic, key=user.encode(), value=payload)
-            self.sent.append((user, eid, time.time(), future))
-            n += 1
-            time.sleep(max(0.0, start + n / self.rate - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.producer.flush(60)
-        self.producer.close()
-
-
 @pytest.fixture
 def cluster_names(cluster: tuple[str, str]) -> Names:
     names = Names()
@@ -252,11 +214,9 @@ def test_a_worker_loses_nothing_while_a_broker_and_a_redis_node_are_killed_and_r
 ) -> None:
     bootstrap, redis_url = cluster
     names = cluster_names
-    worker = start_worker(
-        RECSTREAM_KAFKA_BOOTSTRAP=bootstrap, RECSTREAM_REDIS_URL=redis_url, **names.env()
-    )
+    start_worker(RECSTREAM_KAFKA_BOOTSTRAP=bootstrap, RECSTREAM_REDIS_URL=redis_url, **names.env())
     faults: dict[str, float] = {}
-    with Load(bootstrap, names.events, rate=500, users=200) as load:
+    with SteadyLoad(bootstrap, names.events, rate=500) as load:
         time.sleep(4)
         faults["broker 2 SIGKILLed"] = time.time()
         _kill(SERVICES / "kafka-2" / "kafka.pid")
@@ -270,37 +230,8 @@ def test_a_worker_loses_nothing_while_a_broker_and_a_redis_node_are_killed_and_r
         faults["redis 17002 restarted"] = time.time()
         _restart_missing_nodes()
         time.sleep(4)
-    landed = {(f.get(30).partition, f.get(30).offset): (u, e, at) for u, e, at, f in load.sent}
-    recs = read_topic(bootstrap, names.recommendations, len(landed), timeout_s=180)
-    answered: dict[tuple[int, int], float] = {}
-    for rec in recs:
-        value = json.loads(rec.value)
-        where = (value["source"]["partition"], value["source"]["offset"])
-        answered.setdefault(where, value["created_ts"] / 1000)
-    missing = set(landed) - set(answered)
-    assert not missing, (len(missing), worker.log_tail())
-    assert not read_topic(bootstrap, names.dlq, 1, timeout_s=3)
-    # Applied once: every user's state counts exactly the distinct events sent for them.
-    r = sync_redis(redis_url)
-    keys = Keys(names.redis_prefix)
-    sent_per_user: dict[str, set[str]] = {}
-    for user, eid, _, _ in load.sent:
-        sent_per_user.setdefault(user, set()).add(eid)
-    for user, eids in sent_per_user.items():
-        assert json.loads(r.get(keys.state(user)))["n"] == len(eids), user
-    waits = [answered[w] - at for w, (_, _, at) in landed.items()]
-    print(_resume_report(faults, landed, answered, len(waits)))
-
-
-def _resume_report(
-    faults: dict[str, float],
-    landed: dict[tuple[int, int], tuple[str, str, float]],
-    answered: dict[tuple[int, int], float],
-    events: int,
-) -> str:
-    """For each fault: the longest wait of an event sent in the 5 s after it (s)."""
-    out = {"events": events}
-    for name, at in faults.items():
-        waits = [answered[w] - sent for w, (_, _, sent) in landed.items() if at <= sent < at + 5]
-        out[name] = round(max(waits), 2) if waits else None
-    return "fault report: " + json.dumps(out)
+    outcome = check_every_event(
+        load, bootstrap, redis_url, names.redis_prefix, names.recommendations, names.dlq
+    )
+    report = {name: outcome.worst_wait_after(at) for name, at in faults.items()}
+    print("fault report:", json.dumps({"events": outcome.events, "worst_wait_s": report}))

@@ -27,6 +27,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(publish)
     app.command()(tail)
     app.command("redis-migrate")(redis_migrate)
+    app.command("rebuild-state")(rebuild_state)
     bench_app.command("stream")(bench_stream)
     bench_app.command("pipeline")(bench_pipeline)
     bench_app.command("soak")(bench_soak)
@@ -146,6 +147,34 @@ def redis_migrate(
     else:
         moved, left = result["moved"], result["left"]
         typer.echo(f"redis-migrate: {moved} keys moved to layout {LAYOUT}; left alone: {left}")
+
+
+def rebuild_state(
+    ctx: typer.Context,
+    wipe: Annotated[
+        bool, typer.Option(help="First delete every key under RECSTREAM_REDIS_PREFIX.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rebuild Redis from the logs: with every worker stopped, move the workers' consumer
+    groups back to the oldest retained events and items; the workers, started again, replay
+    them (their lists are published again)."""
+    from recstream.rebuild import RebuildError
+    from recstream.rebuild import rebuild_state as rebuild
+    from recstream.serving import kafka_connection, secret
+
+    s = _settings(ctx)
+    try:
+        result = rebuild(s, kafka_connection(s), secret(s.redis_password), wipe)
+    except RebuildError as exc:
+        typer.echo(f"recstream rebuild-state: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result))
+        return
+    for group, offsets in result["groups"].items():
+        typer.echo(f"rebuild-state: group {group} rewound to {offsets}")
+    typer.echo(f"rebuild-state: {result['deleted_keys']} keys deleted; start the workers")
 
 
 def _lines(path: Path | None) -> TextIO:

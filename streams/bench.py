@@ -600,7 +600,8 @@ def _rates(plan: BenchPlan, topic: str, out: str, load: Load, into: dict[str, An
 
 def _assigned(member: dict[str, Any]) -> bool:
     """Whether a described group member holds any partition."""
-    return bool(getattr(member.get("member_assignment"), "assigned_partitions", None))
+    assignment = member.get("member_assignment") or {}
+    return any(t.get("partitions") for t in assignment.get("assigned_partitions", []))
 
 
 def free_port() -> int:

@@ -59,6 +59,7 @@ class Outcome:
     events: int
     waits_s: dict[tuple[int, int], float]  # (partition, offset) → list made − event sent
     sent_at: dict[tuple[int, int], float] = field(default_factory=dict)
+    made_at: dict[tuple[int, int], float] = field(default_factory=dict)  # its list made
 
     def worst_wait_after(self, at: float, window_s: float = 5.0) -> float | None:
         """The longest wait of an event sent within ``window_s`` after ``at``."""
@@ -96,4 +97,5 @@ def check_every_event(
     }
     assert not wrong, f"states not counting each event once (state, sent): {wrong}"
     waits = {where: answered[where] - at for where, (_, _, at) in landed.items()}
-    return Outcome(len(landed), waits, {where: at for where, (_, _, at) in landed.items()})
+    sent_at = {where: at for where, (_, _, at) in landed.items()}
+    return Outcome(len(landed), waits, sent_at, answered)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Names
+from tests.integration.conftest import Names, wait_until
 from tests.integration.faults import SteadyLoad, check_every_event
 from tests.integration.test_hot_swap import publish_copy, trained  # noqa: F401 (fixture)
 
@@ -53,8 +53,9 @@ def _report(name: str, outcome: Any, faults: list[float]) -> None:
 def test_twenty_worker_kills_at_random_moments(
     start_worker: Callable[..., Any], names: Names, kafka_bootstrap: str, redis_url: str
 ) -> None:
-    """SIGKILL at a random moment 20 times; each new worker takes the same static member id,
-    so it gets the partitions back at once instead of after the session timeout."""
+    """SIGKILL at a random moment, 20 times: each new worker takes the same static member id,
+    so it gets the partitions back at once instead of after the session timeout. The next
+    kill comes 0.5-4 s after the new worker answers again."""
     rng = random.Random(20)
     static = {"RECSTREAM_GROUP_INSTANCE_ID": f"w-{names.tag}"}
     worker = start_worker(**static)
@@ -66,9 +67,24 @@ def test_twenty_worker_kills_at_random_moments(
             kills.append(time.time())
             worker.stop(signal.SIGKILL)
             worker = start_worker(**static)
+            # Resumed: the new worker holds the partitions again (its log says so).
+            resumed = wait_until(lambda w=worker: "assigned" in w.log_tail(400), 60)
+            assert resumed, worker.log_tail()
         time.sleep(8)
     outcome = check_every_event(
         load, kafka_bootstrap, redis_url, names.redis_prefix, names.recommendations, names.dlq
+    )
+    made = sorted(outcome.made_at.values())
+    resume = [next((m for m in made if m > at), float("inf")) - at for at in kills]
+    print(
+        "resume after a kill (s):",
+        json.dumps(
+            {
+                "median": round(statistics.median(resume), 2),
+                "max": round(max(resume), 2),
+                "all": [round(r, 2) for r in resume],
+            }
+        ),
     )
     _report("worker kills", outcome, kills)
 

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 
 GC_THRESHOLDS = (100_000, 50, 1000)
 
+# Options shared by the benchmarks that replay real histories.
+HistoriesOption = Annotated[
+    Path, typer.Option(help="An ml-1m or ml-100k directory, or a file user,item[,ts,type].")
+]
+PreloadOption = Annotated[
+    int, typer.Option(min=0, help="Each user's first N interactions come first.")
+]
+
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(worker)
@@ -383,9 +391,7 @@ def _histories(path: Path) -> dict[str, list[tuple[str, str]]]:
 
 def bench_soak(
     ctx: typer.Context,
-    data: Annotated[
-        Path, typer.Option(help="An ml-1m or ml-100k directory, or a file user,item[,ts,type].")
-    ],
+    data: HistoriesOption,
     artifacts: Annotated[
         Path | None, typer.Option(help="Model artifact the worker serves (default: settings).")
     ] = None,
@@ -393,9 +399,7 @@ def bench_soak(
     minutes: Annotated[float, typer.Option(min=0.5, help="Length of the paced run.")] = 10,
     interval: Annotated[float, typer.Option(min=1, help="Seconds between two samples.")] = 10,
     users: Annotated[int, typer.Option(min=1, help="Users replaying their histories.")] = 6040,
-    preload: Annotated[
-        int, typer.Option(min=0, help="Each user's first N interactions come first.")
-    ] = 30,
+    preload: PreloadOption = 30,
     seed: Annotated[int, typer.Option(help="Seed of the replay's interleaving.")] = 0,
 ) -> None:
     """One worker at a steady rate on real histories for minutes (JSON): its resident memory
@@ -420,16 +424,12 @@ def bench_soak(
 
 def bench_pipeline(
     ctx: typer.Context,
-    data: Annotated[
-        Path, typer.Option(help="An ml-1m or ml-100k directory, or a file user,item[,ts,type].")
-    ],
+    data: HistoriesOption,
     artifacts: Annotated[
         Path | None, typer.Option(help="Model artifact (default: settings).")
     ] = None,
     users: Annotated[int, typer.Option(min=1, help="Users replaying their histories.")] = 3000,
-    preload: Annotated[
-        int, typer.Option(min=0, help="Each user's first N interactions come first.")
-    ] = 30,
+    preload: PreloadOption = 30,
     events: Annotated[int, typer.Option(min=1, help="Events processed.")] = 60_000,
     batch: Annotated[int, typer.Option(min=1, help="Events per micro-batch.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the replay's interleaving.")] = 0,

@@ -29,6 +29,8 @@ log = logging.getLogger("recstream.store")
 
 Partition = tuple[str, int]  # (topic, partition)
 RedisClient = Redis | RedisCluster
+# The users' script calls of one batch in flight at once on a Redis Cluster.
+CONCURRENT_CALLS = 16
 # Infrastructure hiccups: the same call may succeed once Redis (or the network) is back; on
 # a Redis Cluster also a node down or its slots moving.
 TRANSIENT = (
@@ -201,7 +203,18 @@ class StateStore:
             await self._run(calls[0])
             self._registered |= set(calls[0].new_versions)
         if len(calls) > 1:
-            await asyncio.gather(*(self._run(call) for call in calls[1:]))
+            # At most CONCURRENT_CALLS at a time (the cluster client's pools are bounded),
+            # and every call finished before a failure is raised: none is left running.
+            gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+            async def run(call: ScriptCall) -> None:
+                async with gate:
+                    await self._run(call)
+
+            done = await asyncio.gather(*(run(c) for c in calls[1:]), return_exceptions=True)
+            failed = next((r for r in done if isinstance(r, BaseException)), None)
+            if failed is not None:
+                raise failed
 
     async def _run(self, call: ScriptCall) -> None:
         if self._script is not None:

@@ -215,21 +215,19 @@ def test_a_worker_loses_nothing_while_a_broker_and_a_redis_node_are_killed_and_r
     bootstrap, redis_url = cluster
     names = cluster_names
     start_worker(RECSTREAM_KAFKA_BOOTSTRAP=bootstrap, RECSTREAM_REDIS_URL=redis_url, **names.env())
+    steps: list[tuple[str, Callable[[], None], float]] = [
+        ("broker 2 SIGKILLed", lambda: _kill(SERVICES / "kafka-2" / "kafka.pid"), 4),
+        ("broker 2 restarted", _restart_missing_nodes, 3),
+        ("redis 17002 SIGKILLed", lambda: _kill(SERVICES / "redis-17002" / "redis.pid"), 1),
+        ("redis 17002 restarted", _restart_missing_nodes, 4),
+    ]
     faults: dict[str, float] = {}
     with SteadyLoad(bootstrap, names.events, rate=500) as load:
         time.sleep(4)
-        faults["broker 2 SIGKILLed"] = time.time()
-        _kill(SERVICES / "kafka-2" / "kafka.pid")
-        time.sleep(4)
-        faults["broker 2 restarted"] = time.time()
-        _restart_missing_nodes()
-        time.sleep(3)
-        faults["redis 17002 SIGKILLed"] = time.time()
-        _kill(SERVICES / "redis-17002" / "redis.pid")
-        time.sleep(1)
-        faults["redis 17002 restarted"] = time.time()
-        _restart_missing_nodes()
-        time.sleep(4)
+        for name, fault, then_s in steps:  # each under load, then a pause under load
+            faults[name] = time.time()
+            fault()
+            time.sleep(then_s)
     outcome = check_every_event(
         load, bootstrap, redis_url, names.redis_prefix, names.recommendations, names.dlq
     )

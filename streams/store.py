@@ -15,7 +15,14 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ClusterError, NoScriptError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -32,7 +39,9 @@ RedisClient = Redis | RedisCluster
 # The users' script calls of one batch in flight at once on a Redis Cluster.
 CONCURRENT_CALLS = 16
 # Infrastructure hiccups: the same call may succeed once Redis (or the network) is back; on
-# a Redis Cluster also a node down or its slots moving.
+# a Redis Cluster also a node down or its slots moving. A Redis out of memory (maxmemory
+# reached, noeviction) or read-only (a replica mid-failover) refuses every write alike: the
+# partition waits for an operator or the failover rather than dead-letter every event.
 TRANSIENT = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -41,6 +50,8 @@ TRANSIENT = (
     ClusterError,
     SlotNotCoveredError,
     TryAgainError,
+    OutOfMemoryError,
+    ReadOnlyError,
 )
 
 

@@ -255,3 +255,28 @@ def test_without_a_ttl_a_users_keys_are_kept(redis_url: str) -> None:
         assert await pipeline.redis.pttl(keys.state("u1")) == -1
 
     _with_pipeline(redis_url, test)
+
+
+def test_a_redis_out_of_memory_makes_the_write_wait_not_dead_letter(redis_url: str) -> None:
+    """maxmemory reached (noeviction): every write is refused alike, so the write waits and
+    retries until Redis takes it; nothing is dead-lettered."""
+    from recstream.streams.app import process_isolating_failures
+
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        await _process(pipeline, _message(0, 0, "u1", "g0-1"))
+        batch = [_message(0, 1, "u1", "g0-2"), _message(0, 2, "u2", "g1-1")]
+        valid, _ = split_batch(batch, int(time.time() * 1000), Limits())
+        before = (await pipeline.redis.config_get("maxmemory"))["maxmemory"]
+        await pipeline.redis.config_set("maxmemory", 1)
+        try:
+            recs, failed = await process_isolating_failures(pipeline, valid)
+            assert len(recs) == 2 and failed == []
+            await asyncio.sleep(1.5)
+            assert pipeline.writing is not None and not pipeline.writing.done()  # waiting
+        finally:
+            await pipeline.redis.config_set("maxmemory", before)
+        await asyncio.wait_for(pipeline.settle(), 30)
+        assert (await _state(pipeline, keys, "u1")).sequence == ("g0-1", "g0-2")
+        assert (await _state(pipeline, keys, "u2")).sequence == ("g1-1",)
+
+    _with_pipeline(redis_url, test)

@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 
@@ -17,6 +18,9 @@ from recstream.settings import Settings
 
 if TYPE_CHECKING:
     from recstream.streams.bench import Load
+    from recstream.streams.keys import Keys
+
+T = TypeVar("T")
 
 
 GC_THRESHOLDS = (100_000, 50, 1000)
@@ -103,24 +107,30 @@ def worker(
     worker.execute_from_commandline()
 
 
-def _check_layout(s: Settings) -> None:
-    """Refuse to start on a Redis whose keys this version would not find (streams/layout.py)."""
+def _on_redis(s: Settings, work: Callable[[Any, Keys], Awaitable[T]]) -> T:
+    """``work(client, keys)`` on a fresh client of the configured Redis, closed afterwards."""
     import asyncio
 
     from recstream.serving import secret
     from recstream.streams.connection import redis_client
     from recstream.streams.keys import Keys
-    from recstream.streams.layout import LayoutError, check_layout
 
-    async def check() -> None:
+    async def run() -> T:
         redis = redis_client(s.redis_url, secret(s.redis_password))
         try:
-            await check_layout(redis, Keys(s.redis_prefix))
+            return await work(redis, Keys(s.redis_prefix))
         finally:
             await redis.aclose()
 
+    return asyncio.run(run())
+
+
+def _check_layout(s: Settings) -> None:
+    """Refuse to start on a Redis whose keys this version would not find (streams/layout.py)."""
+    from recstream.streams.layout import LayoutError, check_layout
+
     try:
-        asyncio.run(check())
+        _on_redis(s, check_layout)
     except LayoutError as exc:
         typer.echo(f"recstream worker: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -132,29 +142,17 @@ def redis_migrate(
 ) -> None:
     """Move Redis from key layout 1 (before Redis Cluster hash tags) to layout 2, once, with
     every worker stopped; safe to run again."""
-    import asyncio
-
-    from recstream.serving import secret
-    from recstream.streams.connection import redis_client
-    from recstream.streams.keys import LAYOUT, Keys
+    from recstream.streams.keys import LAYOUT
     from recstream.streams.layout import migrate
 
-    s = _settings(ctx)
-
-    async def run() -> dict[str, object]:
-        redis = redis_client(s.redis_url, secret(s.redis_password))
-        try:
-            done = await migrate(redis, Keys(s.redis_prefix))
-        finally:
-            await redis.aclose()
-        return {"layout": LAYOUT, "moved": done.moved, "left": done.left}
-
-    result = asyncio.run(run())
+    done = _on_redis(_settings(ctx), migrate)
+    result = {"layout": LAYOUT, "moved": done.moved, "left": done.left}
     if as_json:
         print(json.dumps(result))
     else:
-        moved, left = result["moved"], result["left"]
-        typer.echo(f"redis-migrate: {moved} keys moved to layout {LAYOUT}; left alone: {left}")
+        typer.echo(
+            f"redis-migrate: {done.moved} keys moved to layout {LAYOUT}; left alone: {done.left}"
+        )
 
 
 def rebuild_state(

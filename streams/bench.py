@@ -351,12 +351,35 @@ async def wait_ready(
     raise RuntimeError("the worker produced no recommendation within 120 s")
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water resident memory (VmHWM), in MiB."""
+def status_mb(pid: int, field: str) -> float:
+    """A memory field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM`` …), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident memory (VmHWM), in MiB."""
+    return status_mb(pid, "VmHWM")
+
+
+def worker_command(
+    plan: BenchPlan, topics: dict[str, str], tag: str, kind: str
+) -> tuple[list[str], dict[str, str]]:
+    """``recstream worker`` on ``topics`` (events, recs, dlq), its group and Redis prefix
+    named ``<kind>-<tag>`` / ``<kind>:<tag>``: argv and environment (no web port yet)."""
+    env = {
+        "RECSTREAM_KAFKA_BOOTSTRAP": plan.bootstrap,
+        "RECSTREAM_REDIS_URL": plan.redis_url,
+        "RECSTREAM_TOPIC_EVENTS": topics["events"],
+        "RECSTREAM_TOPIC_RECOMMENDATIONS": topics["recs"],
+        "RECSTREAM_TOPIC_DLQ": topics["dlq"],
+        "RECSTREAM_APP_ID": f"{kind}-{tag}",
+        "RECSTREAM_REDIS_PREFIX": f"{kind}:{tag}",
+    }
+    exe = str(Path(sys.executable).with_name("recstream"))
+    return [exe, "worker", "--artifacts", str(plan.artifacts), "--loglevel", "warning"], env
 
 
 def cpu_seconds(pid: int) -> float:
@@ -504,17 +527,7 @@ def _echo_floor(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, 
 def _worker_run(plan: BenchPlan, topics: dict[str, str], tag: str) -> dict[str, Any]:
     """The workers (one group): catch-up, warm-up, then the paced rates until one is not
     sustained."""
-    env = {
-        "RECSTREAM_KAFKA_BOOTSTRAP": plan.bootstrap,
-        "RECSTREAM_REDIS_URL": plan.redis_url,
-        "RECSTREAM_TOPIC_EVENTS": topics["events"],
-        "RECSTREAM_TOPIC_RECOMMENDATIONS": topics["recs"],
-        "RECSTREAM_TOPIC_DLQ": topics["dlq"],
-        "RECSTREAM_APP_ID": f"bench-{tag}",
-        "RECSTREAM_REDIS_PREFIX": f"bench:{tag}",
-    }
-    exe = str(Path(sys.executable).with_name("recstream"))
-    args = [exe, "worker", "--artifacts", str(plan.artifacts), "--loglevel", "warning"]
+    args, env = worker_command(plan, topics, tag, "bench")
     workers = [
         spawn(
             args,

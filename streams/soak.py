@@ -12,7 +12,6 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,9 @@ from recstream.streams.bench import (
     measure,
     prepare,
     spawn,
+    status_mb,
     stop,
+    worker_command,
 )
 
 
@@ -35,13 +36,6 @@ class SoakPlan:
     rate: float = 1000.0
     minutes: float = 10.0
     interval_s: float = 10.0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def slope_per_minute(t_s: list[float], values: list[float]) -> float | None:
@@ -59,19 +53,11 @@ def run_soak(plan: SoakPlan) -> dict[str, Any]:
 
     b = plan.bench
     tag = uuid.uuid4().hex[:8]
-    events, recs = f"soak-events-{tag}", f"soak-recs-{tag}"
+    topics = {n: f"soak-{n}-{tag}" for n in ("events", "recs", "dlq")}
+    events, recs = topics["events"], topics["recs"]
     ensure_topics(KafkaConnection(b.bootstrap), [TopicSpec(t, 4) for t in (events, recs)])
-    env = {
-        "RECSTREAM_KAFKA_BOOTSTRAP": b.bootstrap,
-        "RECSTREAM_REDIS_URL": b.redis_url,
-        "RECSTREAM_TOPIC_EVENTS": events,
-        "RECSTREAM_TOPIC_RECOMMENDATIONS": recs,
-        "RECSTREAM_TOPIC_DLQ": f"soak-dlq-{tag}",
-        "RECSTREAM_APP_ID": f"soak-{tag}",
-        "RECSTREAM_REDIS_PREFIX": f"soak:{tag}",
-        "RECSTREAM_WEB_PORT": str(free_port()),
-    }
-    args = [_recstream(), "worker", "--artifacts", str(b.artifacts), "--loglevel", "warning"]
+    args, env = worker_command(b, topics, tag, "soak")
+    env["RECSTREAM_WEB_PORT"] = str(free_port())
     worker = spawn(args, env, b.log_dir / f"soak-worker-{tag}.log")
     client = redis.Redis.from_url(b.redis_url)
     samples: list[dict[str, Any]] = []
@@ -86,7 +72,7 @@ def run_soak(plan: SoakPlan) -> dict[str, Any]:
             samples.append(
                 {
                     "t_s": round(time.monotonic() - start, 1),
-                    "rss_mb": round(rss_mb(worker.pid), 1),
+                    "rss_mb": round(status_mb(worker.pid, "VmRSS"), 1),
                     "redis_mb": round(int(client.info("memory")["used_memory"]) / 2**20, 2),
                     "users": len(client.keys(f"soak:{tag}:user:*:state")),  # a few ms
                     "p50_ms": s.get("p50"),
@@ -111,9 +97,3 @@ def run_soak(plan: SoakPlan) -> dict[str, Any]:
         "intervals_sustained": sum(x["sustained"] for x in samples),
         "samples": samples,
     }
-
-
-def _recstream() -> str:
-    import sys
-
-    return str(Path(sys.executable).with_name("recstream"))

@@ -140,18 +140,19 @@ def redis_migrate(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Move Redis from key layout 1 (before Redis Cluster hash tags) to layout 2, once, with
-    every worker stopped; safe to run again."""
+    """Move Redis to key layout 3 (one value per user) from layout 1 or 2, once, with every
+    worker stopped; safe to run again."""
     from recstream.streams.keys import LAYOUT
     from recstream.streams.layout import migrate
 
     done = _on_redis(_settings(ctx), migrate)
-    result = {"layout": LAYOUT, "moved": done.moved, "left": done.left}
+    result = {"layout": LAYOUT, "moved": done.moved, "users": done.users, "left": done.left}
     if as_json:
         print(json.dumps(result))
     else:
         typer.echo(
-            f"redis-migrate: {done.moved} keys moved to layout {LAYOUT}; left alone: {done.left}"
+            f"redis-migrate: {done.moved} keys moved to layout {LAYOUT} ({done.users} users "
+            f"now have one value each); left alone: {done.left}"
         )
 
 

@@ -72,7 +72,7 @@ def _rewind(admin: KafkaAdminClient, group: str, topic: str) -> dict[str, int]:
 
 
 async def _wipe(url: str, password: str | None, prefix: str) -> int:
-    """Delete every key under the prefix (on every node of a cluster); mark layout 2 again."""
+    """Delete every key under the prefix (on every node of a cluster); mark the layout again."""
     client = redis_client(url, password)
     deleted = 0
     try:

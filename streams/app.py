@@ -41,6 +41,7 @@ from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
 from recstream.streams.store import TRANSIENT, RedisClient, retry
 from recstream.streams.swap import follow, load_update
+from recstream.streams.uservalue import latest_record, unpack
 
 log = logging.getLogger("recstream.worker")
 
@@ -125,10 +126,6 @@ def micro_batches(stream: faust.StreamT, size: int, wait_s: float) -> AsyncItera
     faust acks (so commits) the events of a batch only once the loop body has finished."""
     # take_events is on the concrete Stream but missing from faust's StreamT interface.
     return cast(Any, stream).take_events(size, wait_s)
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
 
 
 def _faust_dir() -> Path:
@@ -393,7 +390,7 @@ def add_web(app: faust.App, metrics: OnlineMetrics, redis: RedisClient, keys: Ke
     @app.page("/users/{user_id}/recommendations")
     async def latest(web: View, request: Request, user_id: str) -> WebResponse:
         """The latest list made for this user (pull API)."""
-        stored = await redis.get(keys.recs(user_id))
-        if stored is None:
+        record = latest_record(user_id, unpack(await redis.get(keys.user(user_id))))
+        if record is None:
             return web.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
-        return web.bytes(_as_bytes(stored), content_type="application/json")
+        return web.bytes(record, content_type="application/json")

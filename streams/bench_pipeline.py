@@ -63,7 +63,7 @@ async def run_pipeline_bench(
     pipeline = Pipeline(redis, Keys(prefix), recommender, config)
     # Last batch first, popped as processed: a message is garbage once handled, as in the worker.
     batches = [msgs[start : start + plan.batch] for start in range(0, len(msgs), plan.batch)][::-1]
-    n_events = len(msgs)
+    n_events, n_users = len(msgs), len({m.key for m in msgs})
     del msgs
     pauses = GcPauses()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -73,8 +73,10 @@ async def run_pipeline_bench(
             await pipeline.process(valid, behind=True)  # as the worker does
         await pipeline.settle()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    memory = await redis_bytes(redis, prefix, n_users)
     await _delete(redis, prefix)
     return {
+        "redis": memory,
         "events": n_events,
         "batch": plan.batch,
         "events_per_s": round(n_events / wall, 1),
@@ -112,6 +114,38 @@ class GcPauses:
             "pause_ms_total": round(sum(self.pauses_ms, 0.0), 1),
             "pause_ms_max": round(max(self.pauses_ms, default=0.0), 1),
         }
+
+
+async def redis_bytes(redis: RedisClient, prefix: str, users: int) -> dict[str, Any]:
+    """What the replay left in Redis, per user: ``MEMORY USAGE`` of every key under the
+    prefix (the key, its value and Redis's own bookkeeping), the users' keys apart from the
+    keys all users share (watermarks, counters, trending, metrics)."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    per_kind: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in chunk:
+                pipe.memory_usage(key, samples=0)
+            sizes = await pipe.execute()
+        for key, size in zip(chunk, sizes, strict=True):
+            kind = _kind(key.decode(), prefix)
+            per_kind[kind] = per_kind.get(kind, 0) + int(size or 0)
+    shared = sum(n for kind, n in per_kind.items() if kind == "shared")
+    return {
+        "users": users,
+        "bytes_per_user": round(sum(per_kind.values()) / users, 1),
+        "by_kind_per_user": {k: round(n / users, 1) for k, n in sorted(per_kind.items())},
+        "shared_bytes": shared,
+    }
+
+
+def _kind(key: str, prefix: str) -> str:
+    """``user:state`` etc. for a user's keys (by the last segment), ``eid``, or ``shared``."""
+    rest = key[len(prefix) + 1 :]
+    if rest.startswith("user:"):
+        return "user:" + rest.rpartition("}")[2].lstrip(":") if "}:" in rest else "user"
+    return "eid" if rest.startswith("eid:") else "shared"
 
 
 async def _delete(redis: RedisClient, prefix: str) -> None:

@@ -1,15 +1,16 @@
 """Redis key names, all under one prefix so several deployments can share a server.
 
-Layout 2 (docs/contract.md): keys carry Redis Cluster hash tags. A user's keys share the tag
-``{<user_id>}``, so that one script call can write all of them on whichever node holds the
-user; the keys every batch updates together (watermarks, counters, trending, metrics) share
+Layout 3 (docs/contract.md): keys carry Redis Cluster hash tags (since layout 2), and a user
+has one key (since layout 3: ``uservalue.py``). A user's key and event ids share the tag
+``{<user_id>}``, so that one script call can write them on whichever node holds the user;
+the keys every batch updates together (watermarks, counters, trending, metrics) share
 the tag ``{<prefix>}``, so that one script call updates them atomically with the watermarks
 that make them exactly-once. On a single Redis the tags change nothing.
 """
 
 from __future__ import annotations
 
-LAYOUT = "2"
+LAYOUT = "3"
 
 
 class Keys:
@@ -25,19 +26,13 @@ class Keys:
     def stats(self) -> str:
         return f"{self.shared_head}:stats"
 
-    def state(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{{{user_id}}}:state"
-
-    def recs(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{{{user_id}}}:recs"
-
-    def served(self, user_id: str) -> str:
-        """The user's last few served lists, for attribution (kept apart from the state)."""
-        return f"{self.prefix}:user:{{{user_id}}}:served"
+    def user(self, user_id: str) -> str:
+        """The user's state, last served lists and newest list, in one value (uservalue.py)."""
+        return f"{self.prefix}:user:{{{user_id}}}"
 
     def event_id(self, user_id: str, event_id: str) -> str:
-        """A producer's event id already applied to this user's state (beside the state, so
-        that both change in one call)."""
+        """A producer's event id already applied to this user's state (beside the user's key,
+        so that both change in one call)."""
         return f"{self.prefix}:eid:{{{user_id}}}:{event_id}"
 
     def watermark(self, topic: str, partition: int) -> str:

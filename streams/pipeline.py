@@ -67,6 +67,7 @@ from recstream.streams.trending import (
     epoch_of,
     top_category,
 )
+from recstream.streams.uservalue import Latest, UserValue
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Outgoing:
     model_version: str
     created_ts: int
     payload: bytes  # the ``recommendations`` record (docs/contract.md)
+    latest: Latest  # what the record holds beyond its served row (kept in the user's value)
 
 
 @dataclass
@@ -402,10 +404,13 @@ class Pipeline:
     def _record(self, step: Step, version: str, created: int) -> Outgoing:
         rec_id = f"{self._rec_prefix}{next(self._rec_counter):016x}"
         event, items = step.valid.event, step.items
-        payload = recommendation_json(
-            rec_id, event.user_id, items, version, step.valid.source, event.ts, created
+        source = step.valid.source
+        user = event.user_id
+        payload = recommendation_json(rec_id, user, items, version, source, event.ts, created)
+        latest = Latest(
+            [float(s) for _, s in items], (source.topic, source.partition, source.offset), event.ts
         )
-        return Outgoing(rec_id, event.user_id, items, version, created, payload)
+        return Outgoing(rec_id, user, items, version, created, payload, latest)
 
     def _batch_write(
         self,
@@ -420,11 +425,10 @@ class Pipeline:
         """Everything the batch changed."""
         applied = [step.valid.event for step in steps if step.applied]
         counted = [step.valid for step in steps if step.counted]
-        changed = sorted({event.user_id for event in applied})
+        # A user's newest list is the last of their served lists (attribute_batch).
+        latest = {rec.user_id: rec.latest for rec in recs}
         return BatchWrite(
-            states={user: states[user] for user in changed},
-            latest={rec.user_id: rec.payload for rec in recs},
-            served=served,
+            users={u: UserValue(states[u], lists, latest.get(u)) for u, lists in served.items()},
             event_ids=[(e.user_id, e.event_id) for e in applied if e.event_id],
             watermarks=marks,
             valid=len(batch),
@@ -447,7 +451,7 @@ class Pipeline:
         # (8.1) takes two turns of the event loop to get there.
         for _ in range(SEND_TURNS):
             await asyncio.sleep(0)
-        self._writing_users = frozenset(write.states) | frozenset(write.served)
+        self._writing_users = frozenset(write.users)
         self._writing_event_ids = frozenset(write.event_ids)
 
     async def _send_behind(self, calls: list[ScriptCall], marks: dict[Partition, int]) -> None:

@@ -74,7 +74,7 @@ def run_soak(plan: SoakPlan) -> dict[str, Any]:
                     "t_s": round(time.monotonic() - start, 1),
                     "rss_mb": round(status_mb(worker.pid, "VmRSS"), 1),
                     "redis_mb": round(int(client.info("memory")["used_memory"]) / 2**20, 2),
-                    "users": len(client.keys(f"soak:{tag}:user:*:state")),  # a few ms
+                    "users": len(client.keys(f"soak:{tag}:user:*")),  # a few ms
                     "p50_ms": s.get("p50"),
                     "p99_ms": s.get("p99"),
                     "delivered_fraction": s.get("delivered_fraction"),

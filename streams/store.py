@@ -26,11 +26,12 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from recstream.streams.attribution import Served, served_from_json, served_to_json
+from recstream.streams.attribution import Served
 from recstream.streams.keys import Keys
 from recstream.streams.metrics import BatchMetrics, increment_args
 from recstream.streams.state import UserState
 from recstream.streams.trending import merge_epochs
+from recstream.streams.uservalue import UserValue, pack, unpack
 
 log = logging.getLogger("recstream.store")
 
@@ -82,9 +83,7 @@ class Stored:
 class BatchWrite:
     """Everything one batch changes."""
 
-    states: dict[str, UserState]  # users whose state changed
-    latest: dict[str, bytes]  # user → the record of their newest list
-    served: dict[str, list[Served]]  # user → their last served lists, for attribution
+    users: dict[str, UserValue]  # every user of the batch: state, served lists, newest list
     event_ids: list[tuple[str, str]]  # (user, producer's id) of the events applied to states
     watermarks: dict[Partition, int]  # the highest offset of the batch per partition
     valid: int
@@ -126,18 +125,18 @@ class StateStore:
     ) -> Stored:
         """One round trip (none when nothing is asked); ``event_ids`` are (user, event id)."""
         keys = self.keys
-        wanted = [keys.state(u) for u in users] + [keys.served(u) for u in users]
+        wanted = [keys.user(u) for u in users]
         wanted += [keys.watermark(t, p) for t, p in partitions]
         wanted += [keys.event_id(u, e) for u, e in event_ids]
         got = await self._mget(wanted) if wanted else []
         n, m = len(users), len(partitions)
         states, served = {}, {}
-        for user, raw_state, raw_served in zip(users, got[:n], got[n : 2 * n], strict=True):
-            states[user] = UserState.from_json(raw_state)
-            served[user] = served_from_json(raw_served)
-        read = zip(partitions, got[2 * n : 2 * n + m], strict=True)
+        for user, raw in zip(users, got[:n], strict=True):
+            value = unpack(raw)
+            states[user], served[user] = value.state, value.served
+        read = zip(partitions, got[n : n + m], strict=True)
         marks = {p: int(w) for p, w in read if w is not None}
-        hits = zip(event_ids, got[2 * n + m :], strict=True)
+        hits = zip(event_ids, got[n + m :], strict=True)
         known = {pair for pair, hit in hits if hit}
         return Stored(states, served, marks, known)
 
@@ -156,13 +155,11 @@ class StateStore:
         On one Redis: one call. On a Redis Cluster a script touches one slot: the first call
         updates the shared keys (watermarks, counters, trending, metrics: one slot, so they
         stay exactly-once with the watermarks), then one call per slot of the users' keys
-        (states, lists, event ids). Those only set values, so sending one again changes
+        (values, event ids). Those only set values, so sending one again changes
         nothing; the offset each state carries (``UserState.applied``) lets a replay redo
         exactly the users whose call did not land."""
         keys = self.keys
-        values: dict[str, str | bytes] = {keys.state(u): s.to_json() for u, s in w.states.items()}
-        values.update({keys.recs(user): payload for user, payload in w.latest.items()})
-        values.update({keys.served(u): served_to_json(lists) for u, lists in w.served.items()})
+        values: dict[str, str | bytes] = {keys.user(u): pack(v) for u, v in w.users.items()}
         eids = [keys.event_id(user, e) for user, e in w.event_ids]
         if not self.cluster:
             return [self._call(values, eids, w)]
@@ -181,7 +178,7 @@ class StateStore:
         the plan is one JSON argument that names keys by their place in KEYS."""
         table = KeyTable(values)
         plan: dict[str, Any] = {
-            "m": len(values),  # the users' keys: state, latest list, served lists
+            "m": len(values),  # the users' keys
             "uttl": self.user_ttl_ms,
             "e": [table(key) for key in eids],
             "ttl": self.event_id_ttl_s,

@@ -6,6 +6,7 @@ start them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -31,6 +32,8 @@ HOW = "start them with ./scripts/test (or scripts/services up)"
 HERE = Path(__file__).parent
 
 from recstream.streams.connection import cluster_url  # noqa: E402
+from recstream.streams.keys import Keys  # noqa: E402
+from recstream.streams.uservalue import UserValue, unpack  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,6 +63,17 @@ def sync_redis(url: str) -> redis.Redis | redis.RedisCluster:
     first, nodes = cluster
     startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]
     return redis.RedisCluster.from_url(first, startup_nodes=startup)
+
+
+def stored_value(client: redis.Redis | redis.RedisCluster, prefix: str, user: str) -> UserValue:
+    """What Redis holds for a user (their one value: state, served lists, newest list)."""
+    return unpack(client.get(Keys(prefix).user(user)))  # type: ignore[arg-type]
+
+
+def stored_state(client: redis.Redis | redis.RedisCluster, prefix: str, user: str) -> dict:
+    """A user's state as its JSON form (``seq``, ``seen``, ``n`` …); {} for no state."""
+    raw = client.get(Keys(prefix).user(user))
+    return json.loads(unpack(raw).state.to_json()) if raw is not None else {}  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

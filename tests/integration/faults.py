@@ -12,8 +12,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from recstream.streams.keys import Keys
-from tests.integration.conftest import read_topic, sync_redis
+from tests.integration.conftest import read_topic, stored_value, sync_redis
 
 
 class SteadyLoad:
@@ -86,14 +85,14 @@ def check_every_event(
     missing = set(landed) - set(answered)
     assert not missing, f"{len(missing)} of {len(landed)} events never answered"
     assert not read_topic(bootstrap, dlq, 1, timeout_s=3), "events were dead-lettered"
-    r, keys = sync_redis(redis_url), Keys(prefix)
+    r = sync_redis(redis_url)
     per_user: dict[str, set[str]] = {}
     for user, eid, _, _ in load.sent:
         per_user.setdefault(user, set()).add(eid)
     wrong = {
-        user: (json.loads(r.get(keys.state(user)))["n"], len(eids))
+        user: (stored_value(r, prefix, user).state.events, len(eids))
         for user, eids in per_user.items()
-        if json.loads(r.get(keys.state(user)))["n"] != len(eids)
+        if stored_value(r, prefix, user).state.events != len(eids)
     }
     assert not wrong, f"states not counting each event once (state, sent): {wrong}"
     waits = {where: answered[where] - at for where, (_, _, at) in landed.items()}

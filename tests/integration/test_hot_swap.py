@@ -27,7 +27,14 @@ from recstream.artifacts import (
 )
 from recstream.streams.keys import Keys
 from recstream.streams.records import ModelUpdate
-from tests.integration.conftest import Names, Worker, read_topic, sync_redis, wait_until
+from tests.integration.conftest import (
+    Names,
+    Worker,
+    read_topic,
+    stored_state,
+    sync_redis,
+    wait_until,
+)
 from tests.integration.test_model_pipeline import GENRES, PER_GENRE, genre_log
 
 pytestmark = pytest.mark.integration
@@ -164,7 +171,7 @@ def test_hot_swap_under_load_loses_no_event(
     after = [u for u, x in latest.items() if x["model_version"] == "v2"]
     assert len(after) >= 20
     for user in after:
-        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
+        state = stored_state(r, names.redis_prefix, user)
         assert 1 <= len(state["seq"]) <= SHORT, state
     assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=5, settle_s=1) == []
 

@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaProducer
 
 from recstream.streams.keys import Keys
-from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
+from tests.integration.conftest import Names, read_topic, stored_value, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ def test_hits_are_attributed_and_counted_everywhere(
     assert int(counters["diversity_n"]) >= 8
     assert r.smembers(Keys(prefix).metrics_versions()) == {b"none"}
     assert 10 <= r.pfcount(Keys(prefix).metrics_items("none")) <= len(ITEMS) + 1
-    served = json.loads(r.get(Keys(prefix).served("alice")))
+    served = [s.row() for s in stored_value(r, prefix, "alice").served]
     assert len(served) == 5  # alice's last lists, at most RECSTREAM_ATTRIBUTION_LISTS (5)
     assert [row[0] for row in served[:3]] == [x["rec_id"] for x in (l4, l5, l6)]
 

@@ -15,7 +15,7 @@ import redis
 from kafka import KafkaProducer
 
 from recstream.streams.keys import Keys
-from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
+from tests.integration.conftest import Names, read_topic, stored_state, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +68,11 @@ def test_cold_start_user_gets_trending_items_and_unavailable_items_are_filtered(
     assert "never-seen-before" not in ranked
     assert newcomer["model_version"] == "none"
 
-    # Pull API: the latest list for the user, as JSON; 404 for a stranger.
+    # Pull API: the latest list for the user, the record published (rebuilt from the user's one
+    # value in Redis, scores exact); 404 for a stranger.
     port = worker.env["RECSTREAM_WEB_PORT"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/newcomer/recommendations") as resp:
-        assert json.loads(resp.read())["rec_id"] == newcomer["rec_id"]
+        assert json.loads(resp.read()) == newcomer
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/users/stranger/recommendations")
     assert info.value.code == 404
@@ -92,7 +93,7 @@ def test_replaying_the_log_leaves_user_state_byte_identical(
     first.stop()
     r = sync_redis(redis_url)
     before = user_state_snapshot(r, names.redis_prefix)
-    assert json.loads(r.get(Keys(names.redis_prefix).state("u1")))["seq"][-1] == "i3"
+    assert stored_state(r, names.redis_prefix, "u1")["seq"][-1] == "i3"
 
     # A second consumer group reads the same log from the start: a full replay.
     replay = start_worker(RECSTREAM_APP_ID=f"{names.app_id}-replay")
@@ -123,7 +124,7 @@ def test_a_killed_worker_resumes_from_committed_offsets_and_loses_no_event(
     assert len(sources) == sent, worker.log_tail()
     r = sync_redis(redis_url)
     for user in users:  # each event applied exactly once, despite the replay after the kill
-        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
+        state = stored_state(r, names.redis_prefix, user)
         assert state["n"] == 15
 
 
@@ -165,7 +166,7 @@ def test_workers_joining_and_leaving_the_group_lose_no_event_and_apply_each_once
     assert duplicates == 0 or "refused" in logs, f"{duplicates} duplicate lists\n{logs[-5000:]}"
     r = sync_redis(redis_url)
     for user in users:
-        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
+        state = stored_state(r, names.redis_prefix, user)
         assert state["n"] == sent // len(users)
     assert "assigned" in second.log_tail()
 
@@ -194,6 +195,6 @@ def test_redis_connections_killed_mid_stream_lose_no_event_and_apply_each_once(
     sources = {json.dumps(json.loads(x.value)["source"], sort_keys=True) for x in recs}
     assert len(sources) == 1001, worker.log_tail()  # every event answered
     for user in users:  # each applied exactly once
-        state = json.loads(r.get(Keys(names.redis_prefix).state(user)))
+        state = stored_state(r, names.redis_prefix, user)
         assert state["n"] == 50, (user, state["n"])
     assert read_topic(kafka_bootstrap, names.dlq, 0, timeout_s=3, settle_s=1) == []

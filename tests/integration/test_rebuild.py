@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from recstream.cli import app
 from recstream.streams.keys import Keys
-from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
+from tests.integration.conftest import Names, read_topic, stored_state, sync_redis, wait_until
 
 
 def test_a_wiped_redis_is_rebuilt_from_the_log(
@@ -36,14 +36,14 @@ def test_a_wiped_redis_is_rebuilt_from_the_log(
     producer.flush()
     assert len(read_topic(kafka_bootstrap, names.recommendations, 201)) == 201
     r, keys = sync_redis(redis_url), Keys(names.redis_prefix)
-    before = {u: json.loads(r.get(keys.state(u))) for u in users}
+    before = {u: stored_state(r, names.redis_prefix, u) for u in users}
     assert sum(s["n"] for s in before.values()) == 200
 
     env = {"RECSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap, "RECSTREAM_REDIS_URL": redis_url}
     env |= names.env()
     refused = CliRunner().invoke(app, ["rebuild-state", "--wipe"], env=env)
     assert refused.exit_code == 1 and "active member" in refused.output
-    assert r.get(keys.state("rb0")) is not None  # nothing wiped
+    assert r.get(keys.user("rb0")) is not None  # nothing wiped
 
     worker.stop()
     done = CliRunner().invoke(app, ["rebuild-state", "--wipe", "--json"], env=env)
@@ -51,13 +51,13 @@ def test_a_wiped_redis_is_rebuilt_from_the_log(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["deleted_keys"] > 40
     assert set(report["groups"][names.app_id].values()) == {0}
-    assert r.get(keys.state("rb0")) is None
+    assert r.get(keys.user("rb0")) is None
 
     started = time.monotonic()
     worker = start_worker()
-    assert wait_until(lambda: r.get(keys.state("rb19")) is not None, 60), worker.log_tail()
+    assert wait_until(lambda: r.get(keys.user("rb19")) is not None, 60), worker.log_tail()
     rebuilt_s = time.monotonic() - started
     assert len(read_topic(kafka_bootstrap, names.recommendations, 402)) == 402
-    after = {u: json.loads(r.get(keys.state(u))) for u in users}
+    after = {u: stored_state(r, names.redis_prefix, u) for u in users}
     assert after == before
     print(f"rebuild: 201 events replayed, states back {rebuilt_s:.1f} s after the worker started")

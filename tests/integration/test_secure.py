@@ -24,9 +24,8 @@ from typer.testing import CliRunner
 from recstream.serving import kafka_connection
 from recstream.settings import Settings
 from recstream.streams.connection import redis_client
-from recstream.streams.keys import Keys
 from recstream.streams.topics import TopicSpec, ensure_topics
-from tests.integration.conftest import Names, wait_until
+from tests.integration.conftest import Names, stored_state, wait_until
 from tests.integration.test_retrain import genre_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +92,7 @@ def test_worker_and_cli_work_with_the_right_credentials(
     client = redis.Redis.from_url(
         env["RECSTREAM_REDIS_URL"], password=env["RECSTREAM_REDIS_PASSWORD"]
     )
-    state = json.loads(client.get(Keys(names.redis_prefix).state("s0")))
+    state = stored_state(client, names.redis_prefix, "s0")
     assert state["n"] == 4
 
 

@@ -20,6 +20,7 @@ from recstream.streams.keys import Keys
 from recstream.streams.pipeline import Pipeline, PipelineConfig, StoreFailed
 from recstream.streams.recommender import ModelRecommender
 from recstream.streams.state import UserState
+from recstream.streams.uservalue import UserValue, pack, unpack
 from tests.fakes import ExactIndex, MeanEncoder, genre_world
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def _with_id(message: RawMessage, event_id: str) -> RawMessage:
 
 
 async def _state(pipeline: Pipeline, keys: Keys, user: str) -> UserState:
-    return UserState.from_json(await pipeline.redis.get(keys.state(user)))
+    return unpack(await pipeline.redis.get(keys.user(user))).state
 
 
 def test_cached_users_need_no_read_and_match_redis(redis_url: str) -> None:
@@ -96,11 +97,11 @@ def test_a_rebalance_or_another_partition_reads_redis_again(redis_url: str) -> N
         await _process(pipeline, _message(0, 0, "u1", "g0-1"))
         # Another worker owned u1's partition meanwhile and wrote a longer history.
         elsewhere = UserState(sequence=("g2-1", "g2-2"), seen=("g2-1", "g2-2"), events=2)
-        await pipeline.redis.set(keys.state("u1"), elsewhere.to_json())
+        await pipeline.redis.set(keys.user("u1"), pack(UserValue(elsewhere, [])))
         # The same user from another partition (a producer keying differently): not cached.
         await _process(pipeline, _message(1, 0, "u1", "g2-3"))
         assert (await _state(pipeline, keys, "u1")).sequence == ("g2-1", "g2-2", "g2-3")
-        await pipeline.redis.set(keys.state("u1"), elsewhere.to_json())
+        await pipeline.redis.set(keys.user("u1"), pack(UserValue(elsewhere, [])))
         pipeline.cache.clear()  # what the consumer does on every rebalance
         await _process(pipeline, _message(1, 1, "u1", "g2-4"))
         assert (await _state(pipeline, keys, "u1")).sequence == ("g2-1", "g2-2", "g2-4")
@@ -132,10 +133,10 @@ def test_a_replay_from_the_cache_changes_no_state_but_still_answers(redis_url: s
     async def test(pipeline: Pipeline, keys: Keys) -> None:
         batch = [_message(0, 0, "u1", "g0-1"), _message(0, 1, "u1", "g0-2")]
         await _process(pipeline, *batch)
-        raw = await pipeline.redis.get(keys.state("u1"))
+        raw = (await _state(pipeline, keys, "u1")).to_json()
         again = await _process(pipeline, *batch)  # a consumer re-reading after a crash
         assert len(again) == 2
-        assert await pipeline.redis.get(keys.state("u1")) == raw
+        assert (await _state(pipeline, keys, "u1")).to_json() == raw  # byte for byte
 
     _with_pipeline(redis_url, test)
 
@@ -238,12 +239,10 @@ def test_a_write_behind_cut_off_is_retried_in_place_and_applied_once(redis_url: 
 def test_a_users_keys_expire_after_their_last_event_when_asked(redis_url: str) -> None:
     async def test(pipeline: Pipeline, keys: Keys) -> None:
         await _process(pipeline, _message(0, 0, "u1", "g0-1"))
-        user_keys = [keys.state("u1"), keys.recs("u1"), keys.served("u1")]
-        for key in user_keys:
-            assert 3_500_000 < await pipeline.redis.pttl(key) <= 3_600_000
-        await pipeline.redis.pexpire(keys.state("u1"), 1000)
+        assert 3_500_000 < await pipeline.redis.pttl(keys.user("u1")) <= 3_600_000
+        await pipeline.redis.pexpire(keys.user("u1"), 1000)
         await _process(pipeline, _message(0, 1, "u1", "g0-2"))
-        assert await pipeline.redis.pttl(keys.state("u1")) > 3_500_000  # each event renews it
+        assert await pipeline.redis.pttl(keys.user("u1")) > 3_500_000  # each event renews it
         assert await pipeline.redis.pttl(keys.watermark("events", 0)) == -1  # not a user's
 
     _with_pipeline(redis_url, test, user_ttl_s=3600)
@@ -252,7 +251,7 @@ def test_a_users_keys_expire_after_their_last_event_when_asked(redis_url: str) -
 def test_without_a_ttl_a_users_keys_are_kept(redis_url: str) -> None:
     async def test(pipeline: Pipeline, keys: Keys) -> None:
         await _process(pipeline, _message(0, 0, "u1", "g0-1"))
-        assert await pipeline.redis.pttl(keys.state("u1")) == -1
+        assert await pipeline.redis.pttl(keys.user("u1")) == -1
 
     _with_pipeline(redis_url, test)
 

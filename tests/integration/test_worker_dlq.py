@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaProducer
 
 from recstream.streams.keys import Keys
-from tests.integration.conftest import Names, read_topic, sync_redis
+from tests.integration.conftest import Names, read_topic, stored_state, sync_redis
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_bad_events_go_to_the_dlq_and_good_ones_are_processed(
         f"good-{i}" for i in range(len(good))
     ), worker.log_tail()
     r = sync_redis(redis_url)
-    state = json.loads(r.get(Keys(names.redis_prefix).state("good-3")))
+    state = stored_state(r, names.redis_prefix, "good-3")
     assert state["seq"] == ["i1"]
     assert state["n"] == 1
     stats = r.hgetall(Keys(names.redis_prefix).stats())

@@ -49,9 +49,7 @@ def test_every_redis_key_is_documented() -> None:
     keys = Keys("<prefix>")
     made = [
         keys.stats(),
-        keys.state("<user_id>"),
-        keys.recs("<user_id>"),
-        keys.served("<user_id>"),
+        keys.user("<user_id>"),
         keys.watermark("<topic>", "<partition>"),  # type: ignore[arg-type]
         keys.event_id("<user_id>", "<event_id>"),
         keys.layout(),
@@ -65,7 +63,7 @@ def test_every_redis_key_is_documented() -> None:
         keys.workers(),
     ]
     public = [name for name in vars(Keys) if not name.startswith("_")]
-    assert len(public) == 14, "a new Keys method: add its key here and to docs/contract.md"
+    assert len(public) == 12, "a new Keys method: add its key here and to docs/contract.md"
     missing = [key for key in made if f"`{key}`" not in CONTRACT]
     assert not missing, f"Redis keys missing from docs/contract.md: {missing}"
 

@@ -20,9 +20,9 @@ def slot(key: str) -> int:
 
 def test_a_users_keys_share_one_slot_and_users_spread() -> None:
     for user in ("u1", "alice", "x:y:z", "with}brace", "{odd"):
-        mine = {KEYS.state(user), KEYS.recs(user), KEYS.served(user), KEYS.event_id(user, "e9")}
+        mine = {KEYS.user(user), KEYS.event_id(user, "e9"), KEYS.event_id(user, "e10")}
         assert len({slot(k) for k in mine}) == 1, user
-    assert len({slot(KEYS.state(f"u{n}")) for n in range(200)}) > 150
+    assert len({slot(KEYS.user(f"u{n}")) for n in range(200)}) > 150
 
 
 def test_shared_keys_share_one_slot() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -115,6 +116,11 @@ class ItemIndex:
             unit = np.asarray(unit_rows(self._embeddings), np.float32)
             self._unit = np.vstack([unit, np.zeros((1, self.dim), np.float32)])  # row -1
         return self._unit[rows]
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Catalogue rows of these ids, ``-1`` for an id the index does not hold (int64)."""
+        found = map(self.core.row_of.get, item_ids, itertools.repeat(-1))  # in C, no generator
+        return np.fromiter(found, dtype=np.int64, count=len(item_ids))
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
         """Embedding rows ``[len(item_ids), d]`` (as the model produced them) for these ids."""

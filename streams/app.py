@@ -21,6 +21,7 @@ from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from recstream.streams.api import Api, add_api
 from recstream.streams.batches import (
     RawMessage,
     Rejected,
@@ -41,7 +42,6 @@ from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, snapshot
 from recstream.streams.store import TRANSIENT, RedisClient, retry
 from recstream.streams.swap import follow, load_update
-from recstream.streams.uservalue import latest_record, unpack
 
 log = logging.getLogger("recstream.worker")
 
@@ -160,7 +160,8 @@ def create_app(
     add_catalogue(app, config, pipeline, output)
     add_model_updates(app, kafka, config, swapper, load)
     add_metrics(app, config, swapper)
-    add_web(app, metrics, redis, keys)
+    add_web(app, metrics)
+    add_api(app, _api(app, config, pipeline, output, consumer))
     app.pipeline = pipeline  # type: ignore[attr-defined]
     app.events_consumer = consumer  # type: ignore[attr-defined]
     return app
@@ -374,8 +375,40 @@ def add_metrics(app: faust.App, config: WorkerConfig, swapper: ModelSwapper) -> 
         await app.producer.send(config.topic_metrics, worker_id.encode(), value, None, None, None)
 
 
-def add_web(app: faust.App, metrics: OnlineMetrics, redis: RedisClient, keys: Keys) -> None:
-    """``/metrics`` (Prometheus) and the pull API."""
+def _api(
+    app: faust.App,
+    config: WorkerConfig,
+    pipeline: Pipeline,
+    output: Output,
+    consumer: EventConsumer,
+) -> Api:
+    """The HTTP API around this worker's pipeline, producer and events consumer."""
+
+    async def send_events(pairs: list[tuple[bytes, bytes]]) -> None:
+        send, topic = app.producer.send, config.topic_events
+        sent = [await send(topic, key, value, None, None, None) for key, value in pairs]
+        await asyncio.gather(*sent)  # delivered (acks=all) before the API answers
+
+    async def dead_letters(rejected: list[Rejected]) -> None:
+        await asyncio.gather(*await output.dead_letters(rejected))
+
+    async def kafka_ready() -> bool:
+        kafka = consumer.consumer  # None until the consumer has started
+        return kafka is not None and config.topic_events in await kafka.topics()
+
+    return Api(
+        pipeline,
+        pipeline.redis,
+        pipeline.keys,
+        config.limits,
+        send_events,
+        dead_letters,
+        kafka_ready,
+    )
+
+
+def add_web(app: faust.App, metrics: OnlineMetrics) -> None:
+    """``/metrics`` (Prometheus); the API is ``api.py``."""
     registry = CollectorRegistry()
     registry.register(metrics)
     ProcessCollector(registry=registry)
@@ -386,11 +419,3 @@ def add_web(app: faust.App, metrics: OnlineMetrics, redis: RedisClient, keys: Ke
         # As a header: aiohttp refuses a charset inside its content_type argument.
         headers = {"Content-Type": CONTENT_TYPE_LATEST}
         return web.bytes(generate_latest(registry), headers=headers)
-
-    @app.page("/users/{user_id}/recommendations")
-    async def latest(web: View, request: Request, user_id: str) -> WebResponse:
-        """The latest list made for this user (pull API)."""
-        record = latest_record(user_id, unpack(await redis.get(keys.user(user_id))))
-        if record is None:
-            return web.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
-        return web.bytes(record, content_type="application/json")

@@ -85,6 +85,15 @@ class PipelineConfig:
 SEND_TURNS = 2
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a caller of the HTTP API asks of a list made now."""
+
+    n: int
+    category: str | None = None
+    exclude: frozenset[str] = frozenset()
+
+
 class StoreFailed(RuntimeError):
     """The previous batch's write failed after the batch was handed on: the states worked out
     since are not in Redis. Resume from the last commit."""
@@ -113,6 +122,7 @@ class Step:
     counted: bool = True  # it counts in the shared keys (trending, metrics, stats)
     items: Scored = field(default_factory=list)  # its list, best first
     warm: bool = False  # the model made the list (else trending items)
+    because: list[list[str]] | None = None  # per item, the history items that drove it
 
     @property
     def ids(self) -> list[str]:
@@ -341,6 +351,11 @@ class Pipeline:
         requests = [Request(s.state.sequence, _excluded(s.state, unavailable)) for s in steps]
         for step, items in zip(steps, recommender.recommend(requests, self.config.k), strict=True):
             step.items, step.warm = items, bool(items)
+        warm = [s for s in steps if s.warm]
+        if warm:
+            reasons = recommender.explain([s.state.sequence for s in warm], [s.ids for s in warm])
+            for step, because in zip(warm, reasons, strict=True):
+                step.because = because
 
     async def _fill_cold(self, steps: list[Step]) -> None:
         """Trending items (in the user's favourite category when known) for users the model
@@ -355,16 +370,50 @@ class Pipeline:
         for step, cat in zip(cold, favourite, strict=True):
             step.items = self._pick_trending(ranked[cat], step.state)
 
-    def _pick_trending(self, ranked: list[tuple[bytes, float]], state: UserState) -> Scored:
-        exclude = state.excluded
+    def _pick_trending(
+        self,
+        ranked: list[tuple[bytes, float]],
+        state: UserState,
+        k: int = 0,
+        also: frozenset[str] = frozenset(),
+    ) -> Scored:
+        exclude, k = state.excluded, k or self.config.k
         out: Scored = []
         for raw, score in ranked:
             item = raw.decode()
-            if item not in exclude and self.catalog.available(item):
+            if item not in exclude and item not in also and self.catalog.available(item):
                 out.append((item, float(score)))
-                if len(out) == self.config.k:
+                if len(out) == k:
                     break
         return out
+
+    async def trending_now(self, category: str | None, n: int) -> Scored:
+        """The ``n`` most popular available items now (in ``category``; None: overall)."""
+        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
+        ranked = await self.store.trending([category], epoch, fetch=n * 4 + 50)
+        return self._pick_trending(ranked[category], UserState(), n)
+
+    async def list_now(self, state: UserState, ask: Ask) -> tuple[Scored, list[list[str]], str]:
+        """A list made now for a user in ``state`` (the HTTP API's; not published, not kept for
+        attribution): the model's, kept to ``ask.category`` when given, else trending items in
+        that category or the user's favourite. Returns (items, because, "model" or "trending")."""
+        recommender = self.recommender
+        unavailable = tuple(self.catalog.unavailable)
+        exclude = _excluded(state, unavailable) + tuple(ask.exclude)
+        # A category filter after the model's ranking: fetch a wider list to filter.
+        wanted = ask.n if ask.category is None else max(4 * ask.n, 100)
+        (items,) = recommender.recommend([Request(state.sequence, exclude)], wanted)
+        if ask.category is not None:
+            items = [(i, s) for i, s in items if self.catalog.category(i) == ask.category]
+        items = items[: ask.n]
+        if items:
+            (because,) = recommender.explain([state.sequence], [[i for i, _ in items]])
+            return items, because, "model"
+        category = ask.category or top_category(dict(state.categories))
+        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
+        ranked = await self.store.trending([category], epoch, fetch=ask.n * 4 + 50)
+        picked = self._pick_trending(ranked[category], state, ask.n, ask.exclude)
+        return picked, [[] for _ in picked], "trending"
 
     def _measure(
         self, recommender: Recommender, steps: list[Step], hits: list[Hit], created: int
@@ -406,7 +455,9 @@ class Pipeline:
         event, items = step.valid.event, step.items
         source = step.valid.source
         user = event.user_id
-        payload = recommendation_json(rec_id, user, items, version, source, event.ts, created)
+        payload = recommendation_json(
+            rec_id, user, items, version, source, event.ts, created, step.because
+        )
         latest = Latest(
             [float(s) for _, s in items], (source.topic, source.partition, source.offset), event.ts
         )

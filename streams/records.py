@@ -45,6 +45,9 @@ class Source(_Record):
 class RecItem(_Record):
     item_id: str
     score: float
+    # The user's history items that drove this one most (the model's reasons, nearest first);
+    # empty for trending items and where the model cannot say.
+    because: list[str] = []
 
 
 class Recommendation(_Record):
@@ -67,6 +70,7 @@ def recommendation_json(
     source: Source,
     event_ts: int,
     created_ts: int,
+    because: Sequence[Sequence[str]] | None = None,
 ) -> bytes:
     """The ``recommendations`` record as JSON bytes, without building pydantic objects: the
     worker makes one per event, every value is its own, and validating them again would cost
@@ -75,7 +79,10 @@ def recommendation_json(
         {
             "rec_id": rec_id,
             "user_id": user_id,
-            "items": [{"item_id": i, "score": float(s)} for i, s in items],
+            "items": [
+                {"item_id": i, "score": float(s), "because": because[n] if because else []}
+                for n, (i, s) in enumerate(items)
+            ],
             "model_version": model_version,
             "source": {
                 "topic": source.topic,

@@ -153,8 +153,12 @@ def _decode(row: list[Any]) -> UserValue:
     return UserValue(state, served, _unpack_latest(latest, served, state.applied))
 
 
-def latest_record(user_id: str, value: UserValue) -> bytes | None:
-    """The ``recommendations`` record of the user's newest list, as the worker published it."""
+def latest_record(
+    user_id: str, value: UserValue, because: list[list[str]] | None = None
+) -> bytes | None:
+    """The ``recommendations`` record of the user's newest list, as the worker published it
+    given the same ``because`` (which the value does not keep: the model works it out again
+    from the state, which is the one the list was made from)."""
     if value.latest is None or not value.served:
         return None
     row, latest = value.served[-1], value.latest
@@ -167,6 +171,7 @@ def latest_record(user_id: str, value: UserValue) -> bytes | None:
         Source(topic=topic, partition=partition, offset=offset),
         latest.event_ts,
         row.created_ts,
+        because,
     )
 
 

@@ -69,6 +69,9 @@ class ExactIndex:
             out[b, : len(row_scores)] = row_scores
         return rows, out
 
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        return np.array([self.row.get(i, -1) for i in item_ids], dtype=np.int64)
+
     def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
         norms = np.linalg.norm(self.table, axis=1, keepdims=True)
         unit = np.vstack(

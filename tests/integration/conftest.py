@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -187,6 +188,22 @@ class Worker:
 
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+def wait_ready(worker: Worker, timeout_s: float = 90) -> None:
+    """Until the worker answers ``/readyz`` with 200 and its events consumer has partitions
+    (its own "assigned [(" line; faust's catalogue consumer logs other lines)."""
+
+    def ready() -> bool:
+        url = f"http://127.0.0.1:{worker.env['RECSTREAM_WEB_PORT']}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                answered = resp.status == 200
+        except OSError:
+            return False
+        return answered and " assigned [(" in worker.log_tail(400)
+
+    assert wait_until(ready, timeout_s), worker.log_tail()
 
 
 @pytest.fixture

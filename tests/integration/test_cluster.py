@@ -30,7 +30,7 @@ from recstream.streams.recommender import ModelRecommender
 from recstream.streams.topics import TopicSpec, ensure_topics
 from recstream.streams.uservalue import unpack
 from tests.fakes import ExactIndex, MeanEncoder, genre_world
-from tests.integration.conftest import Names, sync_redis, wait_until
+from tests.integration.conftest import Names, sync_redis, wait_ready, wait_until
 from tests.integration.faults import SteadyLoad, check_every_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,12 @@ def test_a_worker_loses_nothing_while_a_broker_and_a_redis_node_are_killed_and_r
 ) -> None:
     bootstrap, redis_url = cluster
     names = cluster_names
-    start_worker(RECSTREAM_KAFKA_BOOTSTRAP=bootstrap, RECSTREAM_REDIS_URL=redis_url, **names.env())
+    worker = start_worker(
+        RECSTREAM_KAFKA_BOOTSTRAP=bootstrap, RECSTREAM_REDIS_URL=redis_url, **names.env()
+    )
+    # The faults start once the worker is up: one still starting dies with a broker (faust's
+    # start-up declares topics and gives up on a node that went away; a supervisor restarts it).
+    wait_ready(worker)
     steps: list[tuple[str, Callable[[], None], float]] = [
         ("broker 2 SIGKILLed", lambda: _kill(SERVICES / "kafka-2" / "kafka.pid"), 4),
         ("broker 2 restarted", _restart_missing_nodes, 3),

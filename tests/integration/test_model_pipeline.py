@@ -4,13 +4,17 @@ never recommends what the user already clicked or bought, and follows a change o
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from tests.integration.conftest import Names, read_topic
+from recstream.streams.keys import Keys
+from tests.integration.conftest import Names, read_topic, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +87,97 @@ def test_lists_exclude_history_and_follow_a_burst_in_another_genre(
     assert before.count(0) >= 6, before
     assert after.count(2) >= 6, after
     assert after.count(2) > before.count(2)
+
+
+def _http(port: str, path: str, body: bytes | None = None, ctype: str = "") -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body)
+    if ctype:
+        request.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _ready(port: str) -> bool:
+    try:
+        return _http(port, "/readyz")[0] == 200
+    except OSError:  # not listening yet
+        return False
+
+
+def test_the_http_api_answers_any_user_and_item_with_reasons(
+    start_worker,
+    producer: KafkaProducer,
+    names: Names,
+    kafka_bootstrap: str,
+    redis_url: str,
+    artifact: Path,
+) -> None:
+    items_topic = f"items-{names.tag}"
+    worker = start_worker(RECSTREAM_ARTIFACTS=str(artifact), RECSTREAM_TOPIC_ITEMS=items_topic)
+    port = worker.env["RECSTREAM_WEB_PORT"]
+    for g in range(GENRES):
+        for n in range(PER_GENRE):
+            item = {"item_id": f"g{g}-{n}", "category": f"genre-{g}"}
+            producer.send(
+                items_topic, key=item["item_id"].encode(), value=json.dumps(item).encode()
+            )
+    producer.flush()
+    assert wait_until(lambda: _ready(port), 60), worker.log_tail()
+    catalog = Keys(names.redis_prefix).catalog()
+    r = sync_redis(redis_url)
+    assert wait_until(lambda: r.hlen(catalog) == GENRES * PER_GENRE, 60), worker.log_tail()
+    time.sleep(1.5)  # the worker reloads the catalogue every second
+
+    # Events over HTTP: a JSON array (one of them bad), then NDJSON.
+    history = [{"user_id": "alice", "item_id": f"g1-{n}", "type": "click"} for n in range(5)]
+    posted = [*history[:3], {"item_id": "g1-9", "type": "click"}]
+    status, answer = _http(port, "/events", json.dumps(posted).encode(), "application/json")
+    assert status == 202 and answer["accepted"] == 3 and answer["rejected"] == 1, answer
+    assert answer["errors"][0]["index"] == 3 and "user_id" in answer["errors"][0]["error"]
+    ndjson = "\n".join(json.dumps(e) for e in history[3:]).encode()
+    assert _http(port, "/events", ndjson, "application/x-ndjson")[1]["accepted"] == 2
+    lists = [json.loads(r.value) for r in read_topic(kafka_bootstrap, names.recommendations, 5)]
+    (letter,) = [json.loads(r.value) for r in read_topic(kafka_bootstrap, names.dlq, 1)]
+    assert letter["source"]["topic"] == "http" and "user_id" in letter["error"]
+
+    # The newest list, as published, with reasons from alice's own history, genre by genre.
+    status, latest = _http(port, "/users/alice/recommendations")
+    assert status == 200 and latest.pop("origin") == "stream"
+    assert latest == lists[-1], (latest, lists[-1])
+    seen = {e["item_id"] for e in history}
+    for item in latest["items"]:
+        assert 1 <= len(item["because"]) <= 3 and set(item["because"]) <= seen, item
+        if genre_of(item["item_id"]) == 1:
+            assert all(genre_of(b) == 1 for b in item["because"]), item
+
+    # Made now: a category, exclusions, more items; a stranger gets trending items.
+    status, books = _http(port, "/users/alice/recommendations?category=genre-2&n=3&fresh=true")
+    assert status == 200 and books["origin"] == "model" and books["rec_id"] is None
+    assert [genre_of(i["item_id"]) for i in books["items"]] == [2, 2, 2]
+    first = latest["items"][0]["item_id"]
+    _, fewer = _http(port, f"/users/alice/recommendations?exclude={first}&n=20")
+    assert len(fewer["items"]) == 20 and first not in {i["item_id"] for i in fewer["items"]}
+    _, stranger = _http(port, "/users/nobody/recommendations")
+    assert stranger["origin"] == "trending" and stranger["items"]
+    assert {i["item_id"] for i in stranger["items"]} <= seen  # the only items clicked yet
+    for bad in ("n=0", "n=ten", "fresh=maybe", "limit=3"):
+        status, error = _http(port, f"/users/alice/recommendations?{bad}")
+        assert status == 400 and error["error"], bad
+
+    # The user, similar items, popular items, the description.
+    _, alice = _http(port, "/users/alice")
+    assert alice["events"] == 5 and alice["recent"] == [e["item_id"] for e in history]
+    assert alice["latest"]["rec_id"] == lists[-1]["rec_id"] and len(alice["served"]) == 5
+    status, similar = _http(port, "/items/g3-4/similar?n=5")
+    assert status == 200 and len(similar["items"]) == 5
+    assert sum(genre_of(i["item_id"]) == 3 for i in similar["items"]) >= 4, similar
+    assert _http(port, "/items/no-such-item/similar")[0] == 404
+    _, popular = _http(port, "/popular?category=genre-1&n=3")
+    assert [genre_of(i["item_id"]) for i in popular["items"]] == [1, 1, 1]
+    _, ready = _http(port, "/readyz")
+    assert ready["checks"]["model"] == {"ok": True, "version": "v1"}
+    _, spec = _http(port, "/openapi.json")
+    assert {"/users/{user_id}/recommendations", "/events", "/popular"} <= set(spec["paths"])

@@ -15,6 +15,7 @@ import redis
 from kafka import KafkaProducer
 
 from recstream.streams.keys import Keys
+from recstream.streams.uservalue import unpack
 from tests.integration.conftest import Names, read_topic, stored_state, sync_redis, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,9 +35,13 @@ def lists_by_user(bootstrap: str, topic: str, count: int) -> dict[str, list[dict
 
 
 def user_state_snapshot(r: redis.Redis, prefix: str) -> dict[bytes, bytes]:
-    keys = sorted(r.scan_iter(f"{prefix}:user:*:state"))
-    keys += sorted(r.scan_iter(f"{Keys(prefix).shared_head}:trending*"))
-    return {k: r.dump(k) for k in keys}
+    """Every user's state, byte for byte, and the trending sets (a replay makes new lists, so
+    the users' served lists are left out)."""
+    users = sorted(r.scan_iter(f"{prefix}:user:*"))
+    assert users, "no users in Redis"
+    snapshot = {k: unpack(r.get(k)).state.to_json().encode() for k in users}
+    trending = sorted(r.scan_iter(f"{Keys(prefix).shared_head}:trending*"))
+    return snapshot | {k: r.dump(k) for k in trending}
 
 
 def test_cold_start_user_gets_trending_items_and_unavailable_items_are_filtered(
@@ -73,9 +78,19 @@ def test_cold_start_user_gets_trending_items_and_unavailable_items_are_filtered(
     port = worker.env["RECSTREAM_WEB_PORT"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/newcomer/recommendations") as resp:
         assert json.loads(resp.read()) == newcomer
+    # A user never seen: trending items now, never a 404.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/stranger/recommendations") as resp:
+        stranger = json.loads(resp.read())
+    assert stranger["origin"] == "trending" and stranger["rec_id"] is None
+    assert [i["item_id"] for i in stranger["items"]][:2] == ["warm", "hot"]
+    # Without a model: similar items cannot be found, and readiness says why lists are trending.
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/users/stranger/recommendations")
-    assert info.value.code == 404
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/items/hot/similar")
+    assert info.value.code == 503 and b"no model" in info.value.read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as resp:
+        ready = json.loads(resp.read())
+    assert ready["ready"] and ready["checks"]["model"]["version"] == "none"
+    assert "trending" in ready["checks"]["model"]["detail"]
 
 
 def test_replaying_the_log_leaves_user_state_byte_identical(

@@ -34,6 +34,39 @@ def test_excluded_items_are_never_returned() -> None:
     assert "g1-1" not in {i for i, _ in items}
 
 
+def test_each_item_is_explained_by_the_history_items_of_its_genre() -> None:
+    """A scripted history of two genres: every recommended item names history items of its
+    own genre (nearest first, at most three, never an item of the other genre)."""
+    rec = recommender()
+    history = ["g1-0", "g3-0", "g1-1", "g3-1", "g1-2", "g1-3", "unknown"]
+    (items,) = rec.recommend([Request(history, set(history))], k=6)
+    (reasons,) = rec.explain([history], [[i for i, _ in items]])
+    assert len(reasons) == len(items)
+    for (item, _), because in zip(items, reasons, strict=True):
+        genre = item.split("-")[0]
+        assert 1 <= len(because) <= 3
+        assert all(h.split("-")[0] == genre for h in because), (item, because)
+    # g1 items have four g1 history items to choose from: the three nearest, in order.
+    g1 = next(b for (i, _), b in zip(items, reasons, strict=True) if i.startswith("g1"))
+    assert len(g1) == 3 and len(set(g1)) == 3
+    assert NoModel().explain([history], [["g1-5"]]) == [[[]]]
+
+
+def test_an_item_unlike_every_history_item_has_no_reason() -> None:
+    rec = recommender()
+    assert rec.explain([["g0-0", "g0-1"]], [["g2-5"]]) == [[[]]]  # orthogonal genres
+    assert rec.explain([[]], [["g2-5"]]) == [[[]]]
+
+
+def test_similar_items_are_the_items_of_the_same_genre() -> None:
+    rec = recommender()
+    similar = rec.similar("g2-3", 5, exclude={"g2-4"})
+    assert similar is not None and len(similar) == 5
+    assert all(i.startswith("g2-") and i not in {"g2-3", "g2-4"} for i, _ in similar)
+    assert rec.similar("nobody-knows", 5, set()) is None
+    assert NoModel().similar("g2-3", 5, set()) is None
+
+
 def test_users_without_known_items_get_an_empty_list_for_cold_start() -> None:
     rec = recommender()
     lists = rec.recommend([Request(["unknown"], set()), Request([], set())], k=3)

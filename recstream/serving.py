@@ -62,6 +62,7 @@ def artifacts_root(path: Path) -> Path:
 
 
 def worker_config(s: Settings, artifacts_root: Path | None = None) -> WorkerConfig:
+    from recstream.streams.ab import parse_split
     from recstream.streams.app import WorkerConfig
     from recstream.streams.consume import ConsumerConfig
     from recstream.streams.decoding import Limits
@@ -93,6 +94,7 @@ def worker_config(s: Settings, artifacts_root: Path | None = None) -> WorkerConf
         metrics_interval_s=s.metrics_interval_s,
         worker_id=s.worker_id or "",
         artifacts_root=artifacts_root or s.artifacts,
+        ab_split=parse_split(s.ab),
         pipeline=PipelineConfig(
             k=s.top_k,
             weights=dict(s.event_weights),
@@ -124,6 +126,22 @@ def load_recommender(path: Path, s: Settings) -> Recommender:
             log.error("skipping %s: %s", version, exc)
             problems.append(f"{version.name}: {exc}")
     raise ValueError(f"no usable model version under {path}: " + "; ".join(problems))
+
+
+def load_arms(root: Path, s: Settings) -> dict[str, Recommender]:
+    """The models of the A/B test's arms (``RECSTREAM_AB``): each a version under ``root``,
+    verified like any other; none when no test is set."""
+    from recstream.streams.ab import parse_split
+
+    split = parse_split(s.ab)
+    if split is None:
+        return {}
+    arms = {}
+    for name in split.names:
+        if not (root / name / MANIFEST).is_file():
+            raise ValueError(f"A/B arm {name!r}: no version {name} under {root}")
+        arms[name] = _load_version(resolve_version(root / name), s)
+    return arms
 
 
 def _load_version(version: Path, s: Settings) -> Recommender:

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(default=10.0, ge=0.1, le=3600.0)
     # Names this worker in snapshots and in Redis (which version it serves); default host-pid.
     worker_id: str | None = None
+    # An A/B test between model versions: "v7:50,v8:50" (versions under RECSTREAM_ARTIFACTS and
+    # their shares); users split by a stable hash; empty: no test (streams/ab.py).
+    ab: str = ""
 
     @field_validator("event_weights")
     @classmethod
@@ -106,6 +109,14 @@ class Settings(BaseSettings):
         if any(w < 0 for w in value.values()):
             raise ValueError("event weights must be >= 0")
         return {**DEFAULT_EVENT_WEIGHTS, **value}
+
+    @field_validator("ab")
+    @classmethod
+    def _ab_split(cls, value: str) -> str:
+        from recstream.streams.ab import parse_split
+
+        parse_split(value)  # raises with the reason
+        return value.strip()
 
     @field_validator("redis_prefix")
     @classmethod

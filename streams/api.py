@@ -86,10 +86,10 @@ class Api:
     async def value(self, user: str) -> UserValue:
         return unpack(await self.redis.get(self.keys.user(user)))
 
-    def because(self, value: UserValue) -> list[list[str]] | None:
+    def because(self, user: str, value: UserValue) -> list[list[str]] | None:
         """The reasons of the newest list, worked out again by the model that made it (the
         value keeps the state the list was made from); None when another model serves now."""
-        model = self.pipeline.recommender
+        model = self.pipeline.model_for(user)
         if not value.served or value.served[-1].version != model.version:
             return None
         (because,) = model.explain([value.state.sequence], [value.served[-1].items])
@@ -99,13 +99,14 @@ class Api:
         well_formed(user, "user id")
         ask, fresh = list_query(query, self.pipeline.config.k)
         value = await self.value(user)
-        record = latest_record(user, value, self.because(value))
+        record = latest_record(user, value, self.because(user, value))
         if record is not None and not fresh and ask.category is None and not ask.exclude:
             stored = orjson.loads(record)
-            if ask.n <= len(stored["items"]):
+            # The stream's list, unless more items are asked for than it has.
+            if "n" not in query or ask.n <= len(stored["items"]):
                 stored["items"] = stored["items"][: ask.n]
                 return {**stored, "origin": "stream"}
-        items, because, origin = await self.pipeline.list_now(value.state, ask)
+        items, because, origin = await self.pipeline.list_now(user, value.state, ask)
         return {
             "rec_id": None,
             "user_id": user,
@@ -113,10 +114,11 @@ class Api:
                 {"item_id": i, "score": s, "because": b}
                 for (i, s), b in zip(items, because, strict=True)
             ],
-            "model_version": self.pipeline.recommender.version,
+            "model_version": self.pipeline.model_for(user).version,
             "source": None,
             "event_ts": None,
             "created_ts": now_ms(),
+            "variant": self.pipeline.split.arm(user) if self.pipeline.split else None,
             "origin": origin,
         }
 
@@ -124,7 +126,7 @@ class Api:
         well_formed(user, "user id")
         value = await self.value(user)
         state = value.state
-        latest = latest_record(user, value, self.because(value))
+        latest = latest_record(user, value, self.because(user, value))
         return {
             "user_id": user,
             "events": state.events,

@@ -21,6 +21,7 @@ from faust.web import Response as WebResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from recstream.streams.ab import Split
 from recstream.streams.api import Api, add_api
 from recstream.streams.batches import (
     RawMessage,
@@ -73,6 +74,7 @@ class WorkerConfig:
     worker_id: str  # empty: host-pid
     artifacts_root: Path  # where announced versions are looked for
     catalog_refresh_s: float = 1.0  # how stale a worker's copy of the catalogue may get
+    ab_split: Split | None = None  # an A/B test between pinned versions (RECSTREAM_AB)
 
 
 def default_worker_id() -> str:
@@ -146,8 +148,10 @@ def create_app(
     config: WorkerConfig,
     recommender: Recommender,
     load: Callable[[Path], Recommender] | None = None,
+    arms: dict[str, Recommender] | None = None,
 ) -> faust.App:
-    """The worker. ``load`` (artifact version directory → recommender) enables hot swaps."""
+    """The worker. ``load`` (artifact version directory → recommender) enables hot swaps;
+    ``arms`` are the models of ``config.ab_split``'s arms, by name."""
     app = faust_app(kafka, config)
     keys = Keys(config.redis_prefix)
     redis = redis_client(config.redis_url, config.redis_password)
@@ -156,6 +160,9 @@ def create_app(
     output = Output(app, config, redis, keys)
     swapper = ModelSwapper(pipeline, metrics, redis, keys, config)
     pipeline.recommender = swapper.prepare(recommender)
+    if config.ab_split is not None:
+        pinned = {name: swapper.prepare(model) for name, model in (arms or {}).items()}
+        pipeline.start_test(config.ab_split, pinned)
     consumer = add_events(app, kafka, config, pipeline, output)
     add_catalogue(app, config, pipeline, output)
     add_model_updates(app, kafka, config, swapper, load)
@@ -327,6 +334,12 @@ class ModelSwapper:
             count = functools.partial(self.redis.hincrby, self.keys.stats(), "swap_failures", 1)
             await retry(count, "counting")
             return False
+        if self.pipeline.split is not None:
+            log.info(
+                "A/B test %s: %s is loaded but serves no arm",
+                self.pipeline.split.spec,
+                fresh.version,
+            )
         # The pipeline takes the recommender once per batch: the swap lands between batches.
         self.pipeline.recommender = fresh
         self.metrics.serve(fresh.version, now_ms())

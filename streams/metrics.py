@@ -54,10 +54,13 @@ class BatchMetrics:
     diversity: np.ndarray  # per list; NaN where a list cannot be measured
     latency_s: np.ndarray  # event time → list made, for applied events
     hits: list[Hit] = field(default_factory=list)
+    users: int = 0  # users whose first event this batch applied
 
     def increments(self) -> dict[str, dict[str, int | float]]:
         """Redis hash increments per version (the fields of ``metrics:{version}``)."""
         serving: dict[str, int | float] = {"lists": self.lists, "items_shown": self.items_shown}
+        if self.users:
+            serving["users"] = self.users
         div = self.diversity[np.isfinite(self.diversity)]
         if div.size:
             serving["diversity_sum"] = float(div.sum())
@@ -71,6 +74,19 @@ class BatchMetrics:
             for name in (f"hit:{hit.type}", f"pos:{hit.type}:{hit.position}"):
                 fields[name] = fields.get(name, 0) + 1
         return out
+
+
+def merge_increments(
+    parts: Sequence[dict[str, dict[str, int | float]]],
+) -> dict[str, dict[str, int | float]]:
+    """Several batches' (or arms') increments per version, added field by field."""
+    out: dict[str, dict[str, int | float]] = {}
+    for part in parts:
+        for version, fields in part.items():
+            mine = out.setdefault(version, {})
+            for name, amount in fields.items():
+                mine[name] = mine.get(name, 0) + amount
+    return out
 
 
 def increment_args(fields: Mapping[str, int | float]) -> list[str]:
@@ -142,7 +158,9 @@ class OnlineMetrics:
     def serve(self, version: str, since_ms: int) -> None:
         self.serving, self.since_ms = version, since_ms
 
-    def record(self, m: BatchMetrics, seconds: float) -> None:
+    def record(self, m: BatchMetrics, seconds: float | None) -> None:
+        """One batch's numbers (``seconds``: the batch's time; None for a second version's
+        share of the same batch, which an A/B test makes)."""
         stats = self._stats(m.version)
         stats.lists += m.lists
         stats.items_shown += m.items_shown
@@ -152,9 +170,10 @@ class OnlineMetrics:
             self._stats(hit.version).hits[hit.type] += 1
         self.events["applied"] += m.applied
         self.events["replayed"] += m.lists - m.applied
-        self.batch.add(np.array([seconds]))
-        if len(self._batch_s) < INTERVAL_SAMPLES:
-            self._batch_s.append(seconds)
+        if seconds is not None:
+            self.batch.add(np.array([seconds]))
+            if len(self._batch_s) < INTERVAL_SAMPLES:
+                self._batch_s.append(seconds)
         if m.latency_s.size and self._kept < INTERVAL_SAMPLES:
             self._latency.setdefault(m.version, []).append(m.latency_s)
             self._kept += m.latency_s.size

@@ -60,6 +60,10 @@ _SCHEMAS: dict[str, Any] = {
             "source": {"type": ["object", "null"]},
             "event_ts": {"type": ["integer", "null"]},
             "created_ts": {"type": "integer"},
+            "variant": {
+                "type": ["string", "null"],
+                "description": "The user's A/B arm (RECSTREAM_AB); null without a test.",
+            },
             "origin": {
                 "enum": ["stream", "model", "trending"],
                 "description": "stream: the newest list the stream made (published, attributed); "

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recstream.diversity import category_codes, category_diversity, embedding_diversity
+from recstream.streams.ab import Split
 from recstream.streams.attribution import (
     Hit,
     Served,
@@ -123,6 +124,7 @@ class Step:
     items: Scored = field(default_factory=list)  # its list, best first
     warm: bool = False  # the model made the list (else trending items)
     because: list[list[str]] | None = None  # per item, the history items that drove it
+    arm: str | None = None  # the user's arm of the A/B test (None: no test)
 
     @property
     def ids(self) -> list[str]:
@@ -189,6 +191,8 @@ class Pipeline:
         catalog: Catalog | None = None,
         metrics: OnlineMetrics | None = None,
     ) -> None:
+        self.split: Split | None = None  # an A/B test (start_test)
+        self.arms: dict[str, Recommender] = {}
         self.redis = redis
         self.keys = keys
         self.recommender = recommender
@@ -212,6 +216,13 @@ class Pipeline:
         self._writing_users: frozenset[str] = frozenset()  # whose states it carries
         self._writing_event_ids: frozenset[tuple[str, str]] = frozenset()
         self._behind_ok = True  # False from a failed write until a write succeeds
+
+    def start_test(self, split: Split, arms: dict[str, Recommender]) -> None:
+        """From now on each user's lists come from their arm's model (pinned versions: an
+        announced version is recorded but serves no arm)."""
+        if set(split.names) != set(arms):
+            raise ValueError(f"A/B arms {split.names} need a model each; got {sorted(arms)}")
+        self.split, self.arms = split, dict(arms)
 
     def forget(self) -> None:
         """Partitions moved, or the consumer resumes from its last commit: what this worker
@@ -240,22 +251,23 @@ class Pipeline:
     async def process(self, batch: Sequence[Valid], behind: bool = False) -> list[Outgoing]:
         """The batch's lists, its changes written (``behind``: sent, see the module doc)."""
         started = time.perf_counter()
-        recommender = self.recommender  # one model for the whole batch, even during a swap
+        models = self._models()  # one model per arm for the whole batch, even during a swap
         snapshot = await self._read(batch)
-        # States keep as many items as the model serving this batch reads: a swap to a model
+        # States keep as many items as the models serving this batch read: a swap to a model
         # of another length changes what the next events keep.
-        states, steps = self._apply(batch, snapshot, recommender.max_len)
-        self._recommend(recommender, steps)
+        states, steps = self._apply(batch, snapshot, max(m.max_len for m in models.values()))
+        arms = self._arms(steps)
+        for arm, group in arms.items():
+            self._recommend(models[arm], group)
         await self._fill_cold(steps)
         created = int(time.time() * 1000)
-        version = recommender.version
-        recs = [self._record(step, version, created) for step in steps]
+        recs = [self._record(step, models[step.arm].version, created) for step in steps]
         made = (
             (
                 step.valid.event,
                 step.applied,
                 step.counted,
-                Served(rec.rec_id, created, version, step.ids),
+                Served(rec.rec_id, created, rec.model_version, step.ids),
             )
             for step, rec in zip(steps, recs, strict=True)
         )
@@ -266,13 +278,41 @@ class Pipeline:
             self.config.served_kept,
             self.counted,
         )
-        measured = self._measure(recommender, steps, hits, created)
+        # Hits count for the version of the list hit, whichever arm's batch finds them.
+        measured = [
+            self._measure(models[arm], group, hits if n == 0 else [], created)
+            for n, (arm, group) in enumerate(arms.items())
+        ]
         marks = _watermarks(batch)
         write = self._batch_write(batch, marks, states, steps, recs, snapshot.served, measured)
         await self._write(write, behind)
         self._remember(batch, marks, snapshot, states)
-        self.metrics.record(measured, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        for n, m in enumerate(measured):
+            self.metrics.record(m, elapsed if n == 0 else None)
         return recs
+
+    def model_for(self, user: str) -> Recommender:
+        """The model that makes this user's lists: their arm's in an A/B test."""
+        return self.arms[self.split.arm(user)] if self.split is not None else self.recommender
+
+    def _models(self) -> dict[str | None, Recommender]:
+        """Arm → model: the A/B test's pinned versions, or the one served (arm None)."""
+        if self.split is None:
+            return {None: self.recommender}
+        return {name: model for name, model in self.arms.items()}
+
+    def _arms(self, steps: list[Step]) -> dict[str | None, list[Step]]:
+        """Each step's arm (its user's, by the split's stable hash), steps grouped by arm."""
+        groups: dict[str | None, list[Step]] = {}
+        arm_of: dict[str, str | None] = {}
+        for step in steps:
+            user = step.valid.event.user_id
+            if user not in arm_of:
+                arm_of[user] = self.split.arm(user) if self.split is not None else None
+            step.arm = arm_of[user]
+            groups.setdefault(step.arm, []).append(step)
+        return groups
 
     async def _read(self, batch: Sequence[Valid]) -> Snapshot:
         """States, served lists and watermarks from the cache where it has them, the rest (and
@@ -393,11 +433,13 @@ class Pipeline:
         ranked = await self.store.trending([category], epoch, fetch=n * 4 + 50)
         return self._pick_trending(ranked[category], UserState(), n)
 
-    async def list_now(self, state: UserState, ask: Ask) -> tuple[Scored, list[list[str]], str]:
+    async def list_now(
+        self, user: str, state: UserState, ask: Ask
+    ) -> tuple[Scored, list[list[str]], str]:
         """A list made now for a user in ``state`` (the HTTP API's; not published, not kept for
         attribution): the model's, kept to ``ask.category`` when given, else trending items in
         that category or the user's favourite. Returns (items, because, "model" or "trending")."""
-        recommender = self.recommender
+        recommender = self.model_for(user)
         unavailable = tuple(self.catalog.unavailable)
         exclude = _excluded(state, unavailable) + tuple(ask.exclude)
         # A category filter after the model's ranking: fetch a wider list to filter.
@@ -433,6 +475,8 @@ class Pipeline:
             diversity=self._diversity(recommender, ids, warm),
             latency_s=latency_ms / 1000,
             hits=hits,
+            # Users this version reached for the first time: their first event, counted once.
+            users=sum(1 for s in steps if s.counted and s.applied and s.state.events == 1),
         )
 
     def _diversity(
@@ -456,11 +500,10 @@ class Pipeline:
         source = step.valid.source
         user = event.user_id
         payload = recommendation_json(
-            rec_id, user, items, version, source, event.ts, created, step.because
+            rec_id, user, items, version, source, event.ts, created, step.because, step.arm
         )
-        latest = Latest(
-            [float(s) for _, s in items], (source.topic, source.partition, source.offset), event.ts
-        )
+        where = (source.topic, source.partition, source.offset)
+        latest = Latest([float(s) for _, s in items], where, event.ts, step.arm)
         return Outgoing(rec_id, user, items, version, created, payload, latest)
 
     def _batch_write(
@@ -471,7 +514,7 @@ class Pipeline:
         steps: list[Step],
         recs: list[Outgoing],
         served: dict[str, list[Served]],
-        measured: BatchMetrics,
+        measured: list[BatchMetrics],
     ) -> BatchWrite:
         """Everything the batch changed."""
         applied = [step.valid.event for step in steps if step.applied]

@@ -60,6 +60,8 @@ class Recommendation(_Record):
     source: Source
     event_ts: int
     created_ts: int
+    # The user's arm of the A/B test that made it (RECSTREAM_AB); None without a test.
+    variant: str | None = None
 
 
 def recommendation_json(
@@ -71,6 +73,7 @@ def recommendation_json(
     event_ts: int,
     created_ts: int,
     because: Sequence[Sequence[str]] | None = None,
+    variant: str | None = None,
 ) -> bytes:
     """The ``recommendations`` record as JSON bytes, without building pydantic objects: the
     worker makes one per event, every value is its own, and validating them again would cost
@@ -91,6 +94,7 @@ def recommendation_json(
             },
             "event_ts": event_ts,
             "created_ts": created_ts,
+            "variant": variant,
         },
     )
 

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recstream.streams.attribution import Served
 from recstream.streams.keys import Keys
-from recstream.streams.metrics import BatchMetrics, increment_args
+from recstream.streams.metrics import BatchMetrics, increment_args, merge_increments
 from recstream.streams.state import UserState
 from recstream.streams.trending import merge_epochs
 from recstream.streams.uservalue import UserValue, pack, unpack
@@ -88,7 +88,7 @@ class BatchWrite:
     watermarks: dict[Partition, int]  # the highest offset of the batch per partition
     valid: int
     applied: int  # events counted (not replays or duplicates of what the shared keys hold)
-    measured: BatchMetrics
+    measured: list[BatchMetrics]  # one per version that made lists (two or more in an A/B test)
     trending: dict[tuple[int, str | None, str], float]  # (epoch, category, item) → increment
 
 
@@ -186,7 +186,7 @@ class StateStore:
         new_versions: list[str] = []
         if w is not None:
             keys = self.keys
-            increments = w.measured.increments()
+            increments = merge_increments([m.increments() for m in w.measured])
             new_versions = sorted(set(increments) - self._registered)
             plan["z"] = [
                 [table(keys.trending(e, c)), item, inc] for (e, c, item), inc in w.trending.items()
@@ -198,8 +198,10 @@ class StateStore:
                 [table(keys.watermark(t, p)), str(o)] for (t, p), o in w.watermarks.items()
             ]
             plan["h"] = self._counters(w, increments, table)
-            plan["p"] = [table(keys.metrics_items(w.measured.version)), sorted(w.measured.shown)]
-            plan["s"] = self._catalog_size(w.measured, table)
+            plan["p"] = [
+                [table(keys.metrics_items(m.version)), sorted(m.shown)] for m in w.measured
+            ]
+            plan["s"] = [size for m in w.measured for size in self._catalog_size(m, table)]
             plan["v"] = [table(keys.metrics_versions()), new_versions] if new_versions else []
         return ScriptCall(table.keys, [orjson.dumps(plan), *values.values()], new_versions)
 
@@ -318,9 +320,11 @@ for _, h in ipairs(d.h or {}) do
     redis.call('HINCRBY', KEYS[h[1]], h[2], h[3])
   end
 end
-local shown = d.p and d.p[2] or {}
-for i = 1, #shown, 4000 do
-  redis.call('PFADD', KEYS[d.p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
+for _, p in ipairs(d.p or {}) do
+  local shown = p[2]
+  for i = 1, #shown, 4000 do
+    redis.call('PFADD', KEYS[p[1]], unpack(shown, i, math.min(i + 3999, #shown)))
+  end
 end
 for _, f in ipairs(d.s or {}) do redis.call('HSET', KEYS[f[1]], f[2], f[3]) end
 if d.v and d.v[1] then redis.call('SADD', KEYS[d.v[1]], unpack(d.v[2])) end

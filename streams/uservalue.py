@@ -19,9 +19,10 @@ once (nearly) and refers to it by its place:
   16 bytes when it is 32 lowercase hex digits (the worker's own), ``created_ts`` as the change
   from the row before (the first in full), ``version`` nil when the row before has the same;
 - ``latest``: nil, or what the newest list's record has beyond the newest row:
-  ``[scores, source, event_ts]``, the scores as float32 bytes when they are float32 values
-  (the model's are), else a list; ``source`` ``[topic or nil when the state's, partition,
-  offset]``; ``event_ts`` as the change from the row's ``created_ts``.
+  ``[scores, source, event_ts]`` (and the arm, in an A/B test), the scores as float32 bytes
+  when they are float32 values (the model's are), else a list; ``source`` ``[topic or nil
+  when the state's, partition, offset]``; ``event_ts`` as the change from the row's
+  ``created_ts``.
 
 Everything round-trips exactly, so "a replay changes nothing" still holds byte for byte.
 """
@@ -56,6 +57,7 @@ class Latest:
     scores: list[float]
     source: tuple[str, int, int]
     event_ts: int
+    variant: str | None = None  # the A/B arm that made it
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,7 @@ def latest_record(
         latest.event_ts,
         row.created_ts,
         because,
+        latest.variant,
     )
 
 
@@ -225,7 +228,8 @@ def _pack_latest(
     scores: bytes | list[float] = _scores(latest.scores)
     topic, partition, offset = latest.source
     source = [None if at is not None and topic == at[0] else topic, partition, offset]
-    return [scores, source, latest.event_ts - served[-1].created_ts]
+    row = [scores, source, latest.event_ts - served[-1].created_ts]
+    return [*row, latest.variant] if latest.variant is not None else row
 
 
 def _unpack_latest(
@@ -233,7 +237,7 @@ def _unpack_latest(
 ) -> Latest | None:
     if row is None or not served:
         return None
-    scores, (topic, partition, offset), event_delta = row
+    scores, (topic, partition, offset), event_delta, *variant = row
     if isinstance(scores, bytes):
         floats = array("f")
         floats.frombytes(scores)
@@ -242,7 +246,8 @@ def _unpack_latest(
         scores = floats.tolist()
     if topic is None:
         topic = at[0] if at is not None else ""
-    return Latest(list(scores), (topic, partition, offset), served[-1].created_ts + event_delta)
+    at_ts = served[-1].created_ts + event_delta
+    return Latest(list(scores), (topic, partition, offset), at_ts, variant[0] if variant else None)
 
 
 def _scores(scores: Sequence[float]) -> bytes | list[float]:

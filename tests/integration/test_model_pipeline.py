@@ -7,6 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,89 @@ def test_the_http_api_answers_any_user_and_item_with_reasons(
     assert ready["checks"]["model"] == {"ok": True, "version": "v1"}
     _, spec = _http(port, "/openapi.json")
     assert {"/users/{user_id}/recommendations", "/events", "/popular"} <= set(spec["paths"])
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """v1 and v2 of the same tiny model: an A/B test's mechanics do not need them to differ."""
+    from recstream.index import build, save
+    from recstream.index.artifact import read_model_arrays
+    from recstream.model import Interactions, ModelConfig, TrainConfig, save_artifact, train
+
+    root = tmp_path_factory.mktemp("ab-artifacts")
+    data = Interactions.from_rows(genre_log())
+    model_config = ModelConfig(max_len=16, dim=32, n_layers=1, n_heads=1, dropout=0.1)
+    trained = train(data, model_config, TrainConfig(epochs=5, batch_size=64), progress=False)
+    for _ in range(2):
+        version = save_artifact(trained, root, {"dataset": "genre-test"})
+        embeddings, ids = read_model_arrays(version)
+        save(build(embeddings, ids, threads=1), version)
+    return root
+
+
+def test_an_ab_test_splits_users_stably_and_reports_each_arm(
+    start_worker,
+    producer: KafkaProducer,
+    names: Names,
+    kafka_bootstrap: str,
+    redis_url: str,
+    two_versions: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from recstream.cli import app
+
+    env = {"RECSTREAM_ARTIFACTS": str(two_versions), "RECSTREAM_AB": "v1:50,v2:50"}
+    worker = start_worker(**env)
+    users = [f"ab{n}" for n in range(40)]
+    for n, user in enumerate(users):
+        send(producer, names.events, user, f"g{n % GENRES}-1")
+    first = {
+        v["user_id"]: v
+        for v in (
+            json.loads(r.value) for r in read_topic(kafka_bootstrap, names.recommendations, 40)
+        )
+    }
+    assert len(first) == 40, worker.log_tail()
+    assert all(v["variant"] == v["model_version"] for v in first.values())
+    arms = Counter(v["variant"] for v in first.values())
+    assert set(arms) == {"v1", "v2"}, arms
+    # Half the users click their list's top item (with its rec_id): a hit for their arm.
+    clickers = users[::2]
+    for user in clickers:
+        rec = first[user]
+        payload = {
+            "user_id": user,
+            "item_id": rec["items"][0]["item_id"],
+            "type": "click",
+            "rec_id": rec["rec_id"],
+        }
+        producer.send(names.events, key=user.encode(), value=json.dumps(payload).encode())
+    producer.flush()
+    lists = [json.loads(r.value) for r in read_topic(kafka_bootstrap, names.recommendations, 60)]
+    assert all(v["variant"] == first[v["user_id"]]["variant"] for v in lists)  # stable
+
+    run_env = {"RECSTREAM_REDIS_URL": redis_url, **names.env(), **env}
+    clicks = Counter(first[u]["variant"] for u in clickers)
+
+    def reported() -> dict:
+        done = CliRunner().invoke(app, ["ab", "report", "--json"], env=run_env)
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert wait_until(lambda: sum(a["lists"] for a in reported()["arms"].values()) == 60, 30)
+    out = reported()
+    for arm in ("v1", "v2"):
+        mine = out["arms"][arm]
+        assert mine["users"] == arms[arm]
+        assert mine["lists"] == sum(v["variant"] == arm for v in lists)
+        assert mine["ctr"]["value"] == pytest.approx(clicks[arm] / mine["lists"])
+        assert mine["ctr"]["low"] <= mine["ctr"]["value"] <= mine["ctr"]["high"]
+    assert out["versus"]["baseline"] == "v1" and not out["sample_ratio"]["mismatch"]
+    # The pull API gives the newest list as published, arm included.
+    port = worker.env["RECSTREAM_WEB_PORT"]
+    newest = [v for v in lists if v["user_id"] == users[0]][-1]
+    status, got = _http(port, f"/users/{users[0]}/recommendations")
+    assert (
+        status == 200 and got["variant"] == newest["variant"] and got["rec_id"] == newest["rec_id"]
+    )

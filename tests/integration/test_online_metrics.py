@@ -41,6 +41,8 @@ def list_for(port: str, user: str, meta: Any) -> dict:
         except OSError:
             return False
         found.update(rec)
+        if rec["origin"] != "stream":  # made on the spot: the stream's list is not in yet
+            return False
         src = rec["source"]
         return (src["partition"], src["offset"]) == (meta.partition, meta.offset)
 

@@ -61,7 +61,8 @@ def values(draw: st.DrawFn) -> UserValue:
         )
     )[: len(served[-1].items)]
     source = (draw(st.sampled_from(["events", "other"])), draw(st.integers(0, 9)), 7)
-    return UserValue(state, served, Latest(scores, source, draw(st.integers(0, 2**45))))
+    variant = draw(st.none() | st.sampled_from(["v1", "b"]))
+    return UserValue(state, served, Latest(scores, source, draw(st.integers(0, 2**45)), variant))
 
 
 @settings(max_examples=500, deadline=None)

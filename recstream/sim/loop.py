@@ -83,6 +83,9 @@ class Simulation:
         self.frozen_absent = "no model to freeze: simulate ran without --retrain or --follow"
         self._events_sent = 0
         self._swaps: list[dict[str, Any]] = []
+        # Per A/B arm of the worker (its lists' variant): the round lists and what the users
+        # did with them — the ground truth `recstream ab report` must agree with.
+        self._variants: dict[str, dict[str, int]] = {}
 
     def run(self) -> dict[str, Any]:
         """Publish the catalogue, warm up, play the rounds; the ``simulate --json`` object."""
@@ -114,6 +117,8 @@ class Simulation:
             "paired_reference": SERVED,
             "paired": self.scoreboard.paired(),
         }
+        if self._variants:
+            result["variants"] = self._variants
         if cfg.per_user:
             per_user = self.scoreboard.per_user()
             result["per_user"] = {arm: outcomes.to_json() for arm, outcomes in per_user.items()}
@@ -171,6 +176,7 @@ class Simulation:
             for event in self._report(u, served[u], rec, reaction, r)
         ]
         self.bus.publish_events(report)
+        self._tally_variants(recs, reactions)
         summary = summaries[SERVED]
         out = {"round": r, "model_version": summary.get("model_version"), **summary}
         out.update(baseline=summaries["popularity"], seconds=round(time.monotonic() - started, 3))
@@ -197,6 +203,17 @@ class Simulation:
                 "run both with the same RECSTREAM_TOP_K"
             )
         return recs
+
+    def _tally_variants(self, recs: list[dict[str, Any]], reactions: list[Reaction]) -> None:
+        for rec, reaction in zip(recs, reactions, strict=True):
+            if rec.get("variant") is None:
+                continue
+            tally = self._variants.setdefault(
+                str(rec["variant"]), {"lists": 0, "clicks": 0, "purchases": 0}
+            )
+            tally["lists"] += 1
+            tally["clicks"] += reaction.position is not None
+            tally["purchases"] += bool(reaction.position is not None and reaction.bought)
 
     def _judge(
         self, lists: dict[str, list[np.ndarray]], versions: list[str]

@@ -103,6 +103,7 @@ def worker_config(s: Settings, artifacts_root: Path | None = None) -> WorkerConf
             served_kept=s.attribution_lists,
             cached_users=s.state_cache_users,
             user_ttl_s=int(s.user_ttl_days * 86_400),
+            explain=s.explain,
         ),
     )
 

@@ -90,7 +90,11 @@ class Api:
         """The reasons of the newest list, worked out again by the model that made it (the
         value keeps the state the list was made from); None when another model serves now."""
         model = self.pipeline.model_for(user)
-        if not value.served or value.served[-1].version != model.version:
+        if (
+            not self.pipeline.config.explain
+            or not value.served
+            or value.served[-1].version != model.version
+        ):
             return None
         (because,) = model.explain([value.state.sequence], [value.served[-1].items])
         return because if any(because) else None

@@ -81,6 +81,7 @@ class PipelineConfig:
     served_kept: int = 5  # lists kept per user for attribution by rec_id
     cached_users: int = 50_000  # users whose state this worker keeps in memory (0: none)
     user_ttl_s: int = 0  # a user's keys expire this long after their last event (0: never)
+    explain: bool = True  # each item's `because` (the history items that drove it)
 
 
 SEND_TURNS = 2
@@ -392,7 +393,7 @@ class Pipeline:
         for step, items in zip(steps, recommender.recommend(requests, self.config.k), strict=True):
             step.items, step.warm = items, bool(items)
         warm = [s for s in steps if s.warm]
-        if warm:
+        if warm and self.config.explain:
             reasons = recommender.explain([s.state.sequence for s in warm], [s.ids for s in warm])
             for step, because in zip(warm, reasons, strict=True):
                 step.because = because
@@ -449,8 +450,9 @@ class Pipeline:
             items = [(i, s) for i, s in items if self.catalog.category(i) == ask.category]
         items = items[: ask.n]
         if items:
-            (because,) = recommender.explain([state.sequence], [[i for i, _ in items]])
-            return items, because, "model"
+            ids = [i for i, _ in items]
+            explained = recommender.explain([state.sequence], [ids]) if self.config.explain else []
+            return items, explained[0] if explained else [[] for _ in ids], "model"
         category = ask.category or top_category(dict(state.categories))
         epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
         ranked = await self.store.trending([category], epoch, fetch=ask.n * 4 + 50)

@@ -39,11 +39,14 @@ def _with_pipeline(
     test: Callable[[Pipeline, Keys], Awaitable[Any]],
     cached_users: int = 100,
     user_ttl_s: int = 0,
+    explain: bool = True,
 ) -> Any:
     ids, vectors = genre_world()
     recommender = ModelRecommender(MeanEncoder(ids, vectors), ExactIndex(ids, vectors), 20, 1.0)
     keys = Keys(f"rstest-cache-{uuid.uuid4().hex[:8]}")
-    config = PipelineConfig(k=5, weights=WEIGHTS, cached_users=cached_users, user_ttl_s=user_ttl_s)
+    config = PipelineConfig(
+        k=5, weights=WEIGHTS, cached_users=cached_users, user_ttl_s=user_ttl_s, explain=explain
+    )
 
     async def run() -> Any:
         redis = redis_client(redis_url)
@@ -279,3 +282,13 @@ def test_a_redis_out_of_memory_makes_the_write_wait_not_dead_letter(redis_url: s
         assert (await _state(pipeline, keys, "u2")).sequence == ("g1-1",)
 
     _with_pipeline(redis_url, test)
+
+
+@pytest.mark.parametrize("explain", [True, False])
+def test_lists_carry_their_reasons_unless_told_not_to(redis_url: str, explain: bool) -> None:
+    async def test(pipeline: Pipeline, keys: Keys) -> None:
+        (out,) = await _process(pipeline, _message(0, 0, "u1", "g1-0"))
+        items = orjson.loads(out.payload)["items"]
+        assert items and all(i["because"] == (["g1-0"] if explain else []) for i in items)
+
+    _with_pipeline(redis_url, test, explain=explain)

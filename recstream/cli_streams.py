@@ -171,6 +171,7 @@ def ab_report(
     """The A/B test's arms from the cluster-wide counters in Redis: users, lists, CTR and
     conversion with 95% intervals, each arm against the first, and a sample-ratio check."""
     from recstream.streams.ab import parse_split, report
+    from recstream.streams.snapshots import version_counters
 
     s = _settings(ctx)
     try:
@@ -183,11 +184,7 @@ def ab_report(
         raise typer.Exit(2)
 
     async def read(redis: Any, keys: Keys) -> dict[str, dict[str, float]]:
-        out = {}
-        for name in test.names:
-            raw = await redis.hgetall(keys.metrics(name))
-            out[name] = {k.decode(): float(v) for k, v in raw.items()}
-        return out
+        return await version_counters(redis, keys, test.names)
 
     result = report(test, _on_redis(s, read))
     if as_json:

@@ -111,7 +111,6 @@ class Outgoing:
     model_version: str
     created_ts: int
     payload: bytes  # the ``recommendations`` record (docs/contract.md)
-    latest: Latest  # what the record holds beyond its served row (kept in the user's value)
 
 
 @dataclass
@@ -393,10 +392,22 @@ class Pipeline:
         for step, items in zip(steps, recommender.recommend(requests, self.config.k), strict=True):
             step.items, step.warm = items, bool(items)
         warm = [s for s in steps if s.warm]
-        if warm and self.config.explain:
-            reasons = recommender.explain([s.state.sequence for s in warm], [s.ids for s in warm])
+        if warm:
+            histories = [s.state.sequence for s in warm]
+            reasons = self._reasons(recommender, histories, [s.ids for s in warm])
             for step, because in zip(warm, reasons, strict=True):
                 step.because = because
+
+    def _reasons(
+        self,
+        recommender: Recommender,
+        histories: Sequence[Sequence[str]],
+        lists: Sequence[Sequence[str]],
+    ) -> list[list[list[str]]]:
+        """Each list's ``because`` per item; empty ones when explanations are off."""
+        if not self.config.explain:
+            return [[[] for _ in items] for items in lists]
+        return recommender.explain(histories, lists)
 
     async def _fill_cold(self, steps: list[Step]) -> None:
         """Trending items (in the user's favourite category when known) for users the model
@@ -405,9 +416,7 @@ class Pipeline:
         if not cold:
             return
         favourite = [top_category(dict(step.state.categories)) for step in cold]
-        cats = sorted(set(favourite), key=str)
-        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
-        ranked = await self.store.trending(cats, epoch, fetch=self.config.k * 4 + 50)
+        ranked = await self._ranked(sorted(set(favourite), key=str), self.config.k)
         for step, cat in zip(cold, favourite, strict=True):
             step.items = self._pick_trending(ranked[cat], step.state)
 
@@ -428,10 +437,17 @@ class Pipeline:
                     break
         return out
 
+    async def _ranked(
+        self, categories: list[str | None], n: int
+    ) -> dict[str | None, list[tuple[bytes, float]]]:
+        """This epoch's trending items per category, enough of them to pick ``n`` after the
+        user's and the catalogue's exclusions."""
+        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
+        return await self.store.trending(categories, epoch, fetch=n * 4 + 50)
+
     async def trending_now(self, category: str | None, n: int) -> Scored:
         """The ``n`` most popular available items now (in ``category``; None: overall)."""
-        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
-        ranked = await self.store.trending([category], epoch, fetch=n * 4 + 50)
+        ranked = await self._ranked([category], n)
         return self._pick_trending(ranked[category], UserState(), n)
 
     async def list_now(
@@ -450,12 +466,10 @@ class Pipeline:
             items = [(i, s) for i, s in items if self.catalog.category(i) == ask.category]
         items = items[: ask.n]
         if items:
-            ids = [i for i, _ in items]
-            explained = recommender.explain([state.sequence], [ids]) if self.config.explain else []
-            return items, explained[0] if explained else [[] for _ in ids], "model"
+            (because,) = self._reasons(recommender, [state.sequence], [[i for i, _ in items]])
+            return items, because, "model"
         category = ask.category or top_category(dict(state.categories))
-        epoch = epoch_of(int(time.time() * 1000), self.config.trending_half_life_ms)
-        ranked = await self.store.trending([category], epoch, fetch=ask.n * 4 + 50)
+        ranked = await self._ranked([category], ask.n)
         picked = self._pick_trending(ranked[category], state, ask.n, ask.exclude)
         return picked, [[] for _ in picked], "trending"
 
@@ -504,9 +518,7 @@ class Pipeline:
         payload = recommendation_json(
             rec_id, user, items, version, source, event.ts, created, step.because, step.arm
         )
-        where = (source.topic, source.partition, source.offset)
-        latest = Latest([float(s) for _, s in items], where, event.ts, step.arm)
-        return Outgoing(rec_id, user, items, version, created, payload, latest)
+        return Outgoing(rec_id, user, items, version, created, payload)
 
     def _batch_write(
         self,
@@ -522,7 +534,8 @@ class Pipeline:
         applied = [step.valid.event for step in steps if step.applied]
         counted = [step.valid for step in steps if step.counted]
         # A user's newest list is the last of their served lists (attribute_batch).
-        latest = {rec.user_id: rec.latest for rec in recs}
+        newest = {rec.user_id: (rec, step) for rec, step in zip(recs, steps, strict=True)}
+        latest = {user: _latest(rec, step) for user, (rec, step) in newest.items()}
         return BatchWrite(
             users={u: UserValue(states[u], lists, latest.get(u)) for u, lists in served.items()},
             event_ids=[(e.user_id, e.event_id) for e in applied if e.event_id],
@@ -594,6 +607,13 @@ def _applied_through(state: UserState, part: tuple[str, int], mark: int) -> int:
     if at is None or at[0] != part[0] or at[1] != part[1]:
         return mark
     return at[2]
+
+
+def _latest(rec: Outgoing, step: Step) -> Latest:
+    """What a list's record holds beyond its served row (kept in the user's value)."""
+    source = step.valid.source
+    where = (source.topic, source.partition, source.offset)
+    return Latest([float(s) for _, s in rec.items], where, step.valid.event.ts, step.arm)
 
 
 def _excluded(state: UserState, unavailable: tuple[str, ...]) -> tuple[str, ...]:

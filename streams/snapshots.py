@@ -65,14 +65,23 @@ async def read_cluster(
     if not names:
         return {}
     # Concurrent commands, not a pipeline: redis-py's cluster pipelines refuse PFCOUNT.
-    counters = [redis.hgetall(keys.metrics(version)) for version in names]
     items = [redis.pfcount(keys.metrics_items(version)) for version in names]
-    hashes: list[dict[Any, Any]] = await asyncio.gather(*counters)
+    counters = await version_counters(redis, keys, names)
     counts: list[int] = await asyncio.gather(*items)
-    out = {}
-    for version, fields, count in zip(names, hashes, counts, strict=True):
-        out[version] = ({_text(k): float(v) for k, v in fields.items()}, int(count))
-    return out
+    return {v: (counters[v], int(n)) for v, n in zip(names, counts, strict=True)}
+
+
+async def version_counters(
+    redis: RedisClient, keys: Keys, versions: list[str]
+) -> dict[str, dict[str, float]]:
+    """The cluster-wide counters of these versions (``metrics:<version>``), as numbers."""
+    hashes: list[dict[Any, Any]] = await asyncio.gather(
+        *(redis.hgetall(keys.metrics(version)) for version in versions)
+    )
+    return {
+        version: {_text(k): float(v) for k, v in fields.items()}
+        for version, fields in zip(versions, hashes, strict=True)
+    }
 
 
 def snapshot(

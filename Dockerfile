@@ -9,6 +9,10 @@ COPY recstream ./recstream
 COPY streams ./streams
 COPY model ./model
 COPY index ./index
+# The dashboard's chart library from the npm registry, checked against npm's lock file.
+COPY dashboard/package-lock.json ./dashboard/
+COPY scripts/fetch-chart-lib ./scripts/
+RUN python scripts/fetch-chart-lib
 RUN useradd --create-home recstream && mkdir -p /artifacts && chown recstream /artifacts
 EXPOSE 6066
 

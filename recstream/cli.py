@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "recstream.cli_model",
     "recstream.cli_retrain",
     "recstream.cli_sim",
+    "recstream.cli_dashboard",
 )
 
 

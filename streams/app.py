@@ -40,7 +40,7 @@ from recstream.streams.metrics import OnlineMetrics
 from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, StoreFailed
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import ModelUpdate
-from recstream.streams.snapshots import read_cluster, snapshot
+from recstream.streams.snapshots import read_cluster, read_events, snapshot
 from recstream.streams.store import TRANSIENT, RedisClient, retry
 from recstream.streams.swap import follow, load_update
 
@@ -163,6 +163,7 @@ def create_app(
     if config.ab_split is not None:
         pinned = {name: swapper.prepare(model) for name, model in (arms or {}).items()}
         pipeline.start_test(config.ab_split, pinned)
+        metrics.ab = config.ab_split.spec
     consumer = add_events(app, kafka, config, pipeline, output)
     add_catalogue(app, config, pipeline, output)
     add_model_updates(app, kafka, config, swapper, load)
@@ -330,7 +331,7 @@ class ModelSwapper:
             fresh = self.prepare(await load_update(update, self.config.artifacts_root, load))
         except Exception as exc:
             log.error("refusing model %s, still serving %s: %s", update.version, current, exc)
-            self.metrics.swaps["failed"] += 1
+            self.metrics.refuse(update.version, str(exc), now_ms())
             count = functools.partial(self.redis.hincrby, self.keys.stats(), "swap_failures", 1)
             await retry(count, "counting")
             return False
@@ -379,11 +380,12 @@ def add_metrics(app: faust.App, config: WorkerConfig, swapper: ModelSwapper) -> 
     async def publish_metrics() -> None:
         try:
             cluster = await read_cluster(swapper.redis, swapper.keys)
+            events = await read_events(swapper.redis, swapper.keys)
             await swapper.record_serving()  # doubles as a heartbeat (seen_ms)
         except TRANSIENT as exc:
             log.warning("metrics snapshot skipped: %r", exc)
             return
-        record = snapshot(worker_id, now_ms(), swapper.metrics, cluster)
+        record = snapshot(worker_id, now_ms(), swapper.metrics, cluster, events)
         value = json.dumps(record, separators=(",", ":")).encode()
         await app.producer.send(config.topic_metrics, worker_id.encode(), value, None, None, None)
 

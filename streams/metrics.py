@@ -16,7 +16,7 @@ Everything here is computed once per batch with numpy (histograms are bucketed b
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +35,7 @@ BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 DIVERSITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5)
 # Latency samples kept between two snapshots, for exact percentiles (later ones are dropped).
 INTERVAL_SAMPLES = 200_000
+REFUSALS_KEPT = 8  # this worker's newest refused versions, in every snapshot
 
 
 # ---- one batch ----
@@ -139,8 +140,10 @@ class OnlineMetrics:
         self.batch = Buckets(BATCH_BUCKETS_S)
         self.events: Counter[str] = Counter()
         self.swaps: Counter[str] = Counter()
+        self.refused: deque[dict[str, str | int]] = deque(maxlen=REFUSALS_KEPT)
         self.serving = serving
         self.since_ms = since_ms
+        self.ab: str | None = None  # the A/B test's split (RECSTREAM_AB), when one runs
         self.coverage: dict[str, float] = {}  # cluster-wide, as of the last snapshot
         # Records behind the end of each events partition this worker reads, as of its last
         # fetch from it (set by the consumer; a partition that moves away is dropped).
@@ -157,6 +160,11 @@ class OnlineMetrics:
 
     def serve(self, version: str, since_ms: int) -> None:
         self.serving, self.since_ms = version, since_ms
+
+    def refuse(self, version: str, reason: str, ts_ms: int) -> None:
+        """An announced version this worker would not serve, and why."""
+        self.swaps["failed"] += 1
+        self.refused.append({"version": version, "reason": reason[:500], "ts": ts_ms})
 
     def record(self, m: BatchMetrics, seconds: float | None) -> None:
         """One batch's numbers (``seconds``: the batch's time; None for a second version's

@@ -12,10 +12,12 @@ import numpy as np
 from recstream.artifacts import version_number
 from recstream.stats import percentiles
 from recstream.streams.keys import Keys
-from recstream.streams.metrics import OnlineMetrics
+from recstream.streams.metrics import LATENCY_BUCKETS_S, OnlineMetrics
 from recstream.streams.store import RedisClient
 
 SNAPSHOT_VERSIONS = 8  # newest versions reported in a snapshot
+LATENCY_LE_MS = [round(b * 1000, 3) for b in LATENCY_BUCKETS_S]
+EVENT_COUNTS = ("valid", "applied", "rejected")  # of the stats hash, cluster-wide
 
 
 def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int | None]:
@@ -23,6 +25,13 @@ def percentiles_ms(samples_s: np.ndarray) -> dict[str, float | int | None]:
         return {"n": 0}
     out: dict[str, float | int | None] = dict(percentiles(samples_s, (50, 95, 99), 1000))
     return out | {"max": round(float(samples_s.max()) * 1000, 3), "n": int(samples_s.size)}
+
+
+def bucket_counts(samples_s: np.ndarray) -> list[int]:
+    """How many samples fall at or under each of ``LATENCY_LE_MS`` (and above the last):
+    per bucket, not cumulative, so workers' and intervals' counts add."""
+    slots = np.searchsorted(np.asarray(LATENCY_BUCKETS_S), samples_s, side="left")
+    return [int(n) for n in np.bincount(slots, minlength=len(LATENCY_BUCKETS_S) + 1)]
 
 
 def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any]:
@@ -40,6 +49,7 @@ def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any
     div_n, lat_n = fields.get("diversity_n", 0), fields.get("latency_n", 0)
     return {
         "impressions": lists,
+        "users": int(fields.get("users", 0)),
         "items_shown": shown,
         "clicks": clicks,
         "purchases": purchases,
@@ -52,6 +62,7 @@ def version_summary(fields: Mapping[str, float], distinct: int) -> dict[str, Any
         "catalog_size": catalog,
         "coverage": distinct / catalog if catalog else None,
         "diversity": fields.get("diversity_sum", 0.0) / div_n if div_n else None,
+        "diversity_n": int(div_n),
         "latency_ms_mean": fields.get("latency_ms_sum", 0.0) / lat_n if lat_n else None,
     }
 
@@ -69,6 +80,12 @@ async def read_cluster(
     counters = await version_counters(redis, keys, names)
     counts: list[int] = await asyncio.gather(*items)
     return {v: (counters[v], int(n)) for v, n in zip(names, counts, strict=True)}
+
+
+async def read_events(redis: RedisClient, keys: Keys) -> dict[str, int]:
+    """The cluster-wide event counts (``EVENT_COUNTS`` of the stats hash)."""
+    fields = {_text(k): v for k, v in (await redis.hgetall(keys.stats())).items()}
+    return {name: int(fields.get(name, 0)) for name in EVENT_COUNTS}
 
 
 async def version_counters(
@@ -89,6 +106,7 @@ def snapshot(
     ts: int,
     metrics: OnlineMetrics,
     cluster: Mapping[str, tuple[Mapping[str, float], int]],
+    events: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """One record for the ``metrics`` topic; takes this worker's interval samples."""
     latency, batch = metrics.take_interval()
@@ -96,7 +114,8 @@ def snapshot(
     for version in sorted({*cluster, *latency}, key=lambda v: version_number(v) or -1):
         fields, distinct = cluster.get(version, ({}, 0))
         summary = version_summary(fields, distinct)
-        summary["latency_ms"] = percentiles_ms(latency.get(version, np.empty(0)))
+        samples = latency.get(version, np.empty(0))
+        summary["latency_ms"] = percentiles_ms(samples) | {"counts": bucket_counts(samples)}
         versions[version] = summary
         if summary["coverage"] is not None:
             metrics.coverage[version] = summary["coverage"]
@@ -104,10 +123,14 @@ def snapshot(
         "worker": worker,
         "ts": ts,
         "serving": {"version": metrics.serving, "since_ms": metrics.since_ms},
+        "ab": metrics.ab,
         "versions": versions,
         "batch_ms": percentiles_ms(batch),
         "swaps": {"ok": metrics.swaps["ok"], "failed": metrics.swaps["failed"]},
+        "refused": list(metrics.refused),
         "lag": {str(p): n for p, n in sorted(metrics.lag.items())},
+        "events": dict(events or {}),
+        "latency_le_ms": LATENCY_LE_MS,
     }
 
 

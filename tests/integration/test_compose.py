@@ -31,7 +31,7 @@ def test_compose_file_is_valid() -> None:
 
 
 def test_compose_declares_the_whole_loop() -> None:
-    services = {"kafka", "redis", "trainer", "worker", "simulator", "retrainer"}
+    services = {"kafka", "redis", "trainer", "worker", "simulator", "retrainer", "dashboard"}
     assert set(compose("--services").split()) >= services
     assert set(compose("--volumes").split()) >= {"redis-data", "kafka-data"}
     rendered = compose()

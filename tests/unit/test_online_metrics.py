@@ -112,7 +112,16 @@ def test_snapshot_takes_the_interval_samples() -> None:
     assert snap["versions"]["v2"]["coverage"] == pytest.approx(0.02)
     assert snap["versions"]["v2"]["latency_ms"]["n"] == 3
     assert snap["versions"]["v2"]["latency_ms"]["p50"] == pytest.approx(20.0)
+    # 10, 20 and 30 ms: at or under 10, 25 and 50 ms; per bucket, so intervals add.
+    assert snap["latency_le_ms"][:4] == [5.0, 10.0, 25.0, 50.0]
+    assert snap["versions"]["v2"]["latency_ms"]["counts"][:5] == [0, 1, 1, 1, 0]
+    assert sum(snap["versions"]["v2"]["latency_ms"]["counts"]) == 3
     assert snap["batch_ms"]["n"] == 1
+    assert (snap["events"], snap["refused"]) == ({}, [])
     assert metrics.coverage == {"v2": pytest.approx(0.02)}
-    again = snapshot("w1", 100, metrics, cluster)
-    assert again["versions"]["v2"]["latency_ms"] == {"n": 0}
+    metrics.refuse("v3", "sha256 differs", 120)
+    again = snapshot("w1", 100, metrics, cluster, {"valid": 5, "applied": 4, "rejected": 1})
+    assert again["versions"]["v2"]["latency_ms"] == {"n": 0, "counts": [0] * 14}
+    assert again["events"] == {"valid": 5, "applied": 4, "rejected": 1}
+    assert again["refused"] == [{"version": "v3", "reason": "sha256 differs", "ts": 120}]
+    assert again["swaps"]["failed"] == 1

@@ -139,7 +139,7 @@ def playground(
     )
     log = lambda line: typer.echo(line, err=True)  # noqa: E731
     world = Playground(s, config, log)
-    world.start(root / "worker.log")
+    world.start()
     worker_url = f"http://{_reachable(s.web_host)}:{s.web_port}"
     app = _dashboard_app(world.s, dashboard_config(world.s, worker_url, 360, root))
     names = " ".join(f"{k}={v}" for k, v in environment(world.s).items())

@@ -23,6 +23,7 @@ from typing import Any
 
 from recstream.settings import Settings
 
+RETRY_S = 10.0  # a training that found too few events tries again this soon
 TOPICS = ("events", "recommendations", "dlq", "items", "model_updates", "metrics")
 
 
@@ -74,6 +75,7 @@ class Playground:
         self.log = log
         self.stop = threading.Event()
         self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log = config.artifacts / "worker.log"
         self.threads: list[threading.Thread] = []
         self.live: Any = None
         self.versions: list[str] = []
@@ -82,14 +84,15 @@ class Playground:
         # not look like a replay of the last one.
         self.run_tag = secrets.token_hex(3)
 
-    def start(self, worker_log: Path) -> None:
+    def start(self) -> None:
+        worker_log = self.worker_log
         self.config.artifacts.mkdir(parents=True, exist_ok=True)
         env = os.environ | environment(self.s)
         command = [sys.executable, "-m", "recstream", "worker", "--loglevel", "warning"]
         with worker_log.open("ab") as out:
             self.worker = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         self.log(f"playground: worker started (pid {self.worker.pid}, log {worker_log})")
-        for target in (self._traffic, self._trainer):
+        for target in (self._traffic, self._trainer, self._watch_worker):
             thread = threading.Thread(target=self._guard(target), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -114,6 +117,17 @@ class Playground:
                 self.log(f"playground: {target.__name__[1:]} stopped: {exc!r}")
 
         return run
+
+    def _watch_worker(self) -> None:
+        """Say so at once when the worker dies (a port in use, a broken Redis): the lists stop."""
+        assert self.worker is not None
+        code = self.worker.wait()
+        if not self.stop.is_set():
+            tail = self.worker_log.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(
+                f"the worker exited with status {code}; the end of {self.worker_log}:\n"
+                + "\n".join(tail)
+            )
 
     def _traffic(self) -> None:
         from recstream.serving import kafka_connection
@@ -161,9 +175,10 @@ class Playground:
                     train_config=TrainConfig(epochs=c.retrain_epochs, seed=c.seed),
                     cold_epochs=c.first_epochs,
                 )
-            except RetrainError as exc:
+            except RetrainError as exc:  # too few events yet: try again soon
                 self.log(f"playground: not trained yet: {exc}")
-            else:
-                self.versions.append(result.version)
-                self.log(f"playground: published and announced {result.version}")
+                self.stop.wait(RETRY_S)
+                continue
+            self.versions.append(result.version)
+            self.log(f"playground: published and announced {result.version}")
             self.stop.wait(c.retrain_every_s)

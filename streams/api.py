@@ -29,7 +29,7 @@ from recstream.streams.decoding import Limits
 from recstream.streams.keys import Keys
 from recstream.streams.openapi import SPEC
 from recstream.streams.pipeline import Pipeline
-from recstream.streams.store import TRANSIENT, RedisClient
+from recstream.streams.store import RedisClient, transient
 from recstream.streams.uservalue import UserValue, latest_record, unpack
 
 HTTP_SOURCE = "http"  # the source topic named in dead letters of POST /events
@@ -56,7 +56,9 @@ def _checked(handler: Handler) -> Handler:
             return await handler(web, request, **kwargs)
         except BadRequest as exc:
             return _json(web, {"error": str(exc)}, exc.status)
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             return _json(web, {"error": f"Redis or Kafka unavailable: {exc!r}"}, 503)
 
     return run

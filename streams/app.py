@@ -41,7 +41,7 @@ from recstream.streams.pipeline import Outgoing, Pipeline, PipelineConfig, Store
 from recstream.streams.recommender import ModelRecommender, Recommender
 from recstream.streams.records import ModelUpdate
 from recstream.streams.snapshots import read_cluster, read_events, snapshot
-from recstream.streams.store import TRANSIENT, RedisClient, retry
+from recstream.streams.store import RedisClient, retry, transient
 from recstream.streams.swap import follow, load_update
 
 log = logging.getLogger("recstream.worker")
@@ -292,7 +292,9 @@ def add_catalogue(app: faust.App, config: WorkerConfig, pipeline: Pipeline, outp
     async def reload_catalogue() -> None:
         try:
             pipeline.catalog = await refresh(redis, keys, pipeline.catalog)
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             log.warning("catalogue refresh failed: %r", exc)
 
 
@@ -382,7 +384,9 @@ def add_metrics(app: faust.App, config: WorkerConfig, swapper: ModelSwapper) -> 
             cluster = await read_cluster(swapper.redis, swapper.keys)
             events = await read_events(swapper.redis, swapper.keys)
             await swapper.record_serving()  # doubles as a heartbeat (seen_ms)
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             log.warning("metrics snapshot skipped: %r", exc)
             return
         record = snapshot(worker_id, now_ms(), swapper.metrics, cluster, events)

@@ -56,6 +56,27 @@ TRANSIENT = (
 )
 
 
+# redis-py 8.1's asyncio connections raise AttributeError or TypeError instead of
+# ConnectionError when they write on a connection the peer has just closed (redis-py issues
+# 3546 and 4287): the same race as a ConnectionError, which its own retries miss too.
+_REDIS_CONNECTION_CODE = ("redis/asyncio/connection.py", "redis\\asyncio\\connection.py")
+
+
+def transient(exc: BaseException) -> bool:
+    """One of TRANSIENT, or redis-py's closed-writer race (an AttributeError or TypeError
+    raised inside its asyncio connection code)."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename.endswith(_REDIS_CONNECTION_CODE):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float = 5.0) -> Any:
     """Run ``op`` until it succeeds when it fails for transient reasons (Redis/Kafka down):
     wait and retry the same work (offsets are not committed meanwhile)."""
@@ -63,7 +84,9 @@ async def retry(op: Callable[[], Awaitable[Any]], what: str, max_sleep_s: float 
     while True:
         try:
             return await op()
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             log.warning("%s failed (%r); retrying in %.1fs", what, exc, sleep)
             await asyncio.sleep(sleep)
             sleep = min(sleep * 2, max_sleep_s)

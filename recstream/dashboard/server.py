@@ -42,7 +42,7 @@ from recstream.streams.api_params import BadRequest, well_formed
 from recstream.streams.connection import KafkaConnection
 from recstream.streams.keys import Keys
 from recstream.streams.snapshots import version_counters
-from recstream.streams.store import TRANSIENT, RedisClient
+from recstream.streams.store import RedisClient, transient
 
 log = logging.getLogger("recstream.dashboard")
 
@@ -53,6 +53,7 @@ PAGES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 HISTOGRAM_WINDOW_MS = 5 * 60_000  # the latency histogram adds up the last five minutes
 MAX_MINUTES = 24 * 60
 WORKER_TIMEOUT_S = 5.0
+READERS = web.AppKey("readers", list)  # the tasks following the two topics
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ def create_dashboard(
 ) -> web.Application:
     timeline = Timeline(config.history_ms)
     app = web.Application()
-    app["timeline"] = timeline
     handlers = Handlers(config, timeline, redis)
     app.router.add_get("/", handlers.index)
     app.router.add_get("/static/{name}", handlers.static)
@@ -90,7 +90,7 @@ def create_dashboard(
             timeout=aiohttp.ClientTimeout(total=WORKER_TIMEOUT_S)
         )
         since = lambda: int(time.time() * 1000) - config.history_ms  # noqa: E731
-        app["readers"] = [
+        app[READERS] = [
             asyncio.create_task(
                 read_topic(
                     kafka, config.topic_metrics, since, timeline.add, timeline.forget_snapshots
@@ -108,9 +108,9 @@ def create_dashboard(
         ]
 
     async def stop(app: web.Application) -> None:
-        for task in app["readers"]:
+        for task in app[READERS]:
             task.cancel()
-        for task in app["readers"]:
+        for task in app[READERS]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if handlers.session is not None:
@@ -244,7 +244,9 @@ class Handlers:
         assert split is not None  # a worker sent it: it parsed there
         try:
             counters = await version_counters(self.redis, self.keys, split.names)
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             return _json_response({"error": f"Redis: {exc!r}"}, 503)
         return _json_response(report(split, counters) | {"splits_seen": sorted(specs)})
 
@@ -268,7 +270,9 @@ class Handlers:
         user, latest = state[1], recs[1]
         try:
             items = await self._catalogue(_item_ids(user, latest))
-        except TRANSIENT:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             items = {}  # titles are a nicety: the lookup answers without them
         return _json_response({"user": user, "recommendations": latest, "items": items})
 

@@ -141,7 +141,7 @@ def playground(
     world = Playground(s, config, log)
     world.start()
     worker_url = f"http://{_reachable(s.web_host)}:{s.web_port}"
-    app = _dashboard_app(world.s, dashboard_config(world.s, worker_url, 360, root))
+    app = _dashboard_app(world.s, dashboard_config(world.s, worker_url, 60, root))
     names = " ".join(f"{k}={v}" for k, v in environment(world.s).items())
     typer.echo(
         f"\nrecstream playground: open http://{_reachable(host)}:{port}/ "

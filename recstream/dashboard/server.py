@@ -52,6 +52,7 @@ VENDOR = ("uPlot.iife.min.js", "uPlot.min.css")
 PAGES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 HISTOGRAM_WINDOW_MS = 5 * 60_000  # the latency histogram adds up the last five minutes
 MAX_MINUTES = 24 * 60
+POINTS = 360  # about how many steps a chart shows
 WORKER_TIMEOUT_S = 5.0
 READERS = web.AppKey("readers", list)  # the tasks following the two topics
 
@@ -224,7 +225,7 @@ class Handlers:
         recent = Timeline(minutes * 60_000)
         start = now - minutes * 60_000
         recent.snapshots.extend(s for s in self.timeline.snapshots if s["ts"] >= start)
-        body = series(recent, now)
+        body = series(recent, now, step_ms(minutes))
         body["histogram"] = latency_histogram(self.timeline, now - HISTOGRAM_WINDOW_MS)
         body["histogram"]["window_s"] = HISTOGRAM_WINDOW_MS / 1000
         body["workers"] = workers(self.timeline)
@@ -321,6 +322,12 @@ def _trained(root: Path) -> list[dict[str, Any]]:
             pass
         out.append(row)
     return out
+
+
+def step_ms(minutes: int) -> int:
+    """5 s steps up to half an hour shown; beyond, steps of whole 5 s keeping the charts at
+    about 360 points (a 6-hour view: 1-minute steps, its windows six and twelve minutes)."""
+    return max(1, round(minutes * 60 / POINTS / 5)) * 5_000
 
 
 def _int(text: str, name: str, low: int, high: int) -> int:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from recstream.dashboard.series import Timeline
-from recstream.dashboard.server import DashboardConfig, Handlers, vendor_missing
+from recstream.dashboard.server import DashboardConfig, Handlers, step_ms, vendor_missing
 
 
 class FakeRedis:
@@ -103,3 +103,9 @@ def test_model_timeline_lists_trained_versions_of_the_artifact_root(tmp_path: Pa
         ]  # fmt: skip
 
     run(app_of(Timeline(60_000), FakeRedis({}), tmp_path), check)
+
+
+def test_longer_views_take_longer_steps() -> None:
+    assert [step_ms(m) for m in (5, 15, 30, 60, 360, 1440)] == [
+        5_000, 5_000, 5_000, 10_000, 60_000, 240_000
+    ]  # fmt: skip

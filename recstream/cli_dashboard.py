@@ -5,7 +5,7 @@ dashboard, in one command)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -200,12 +200,7 @@ def _require_services(s: Settings) -> None:
         )
         admin.close()
     except KafkaError as exc:
-        typer.echo(
-            f"recstream playground: Kafka does not answer at {s.kafka_bootstrap} ({exc!r}); "
-            "start it with scripts/services up, or run scripts/run --playground",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+        _not_answering("Kafka", s.kafka_bootstrap, exc)
 
     async def ping() -> None:
         redis = redis_client(s.redis_url, secret(s.redis_password))
@@ -217,12 +212,16 @@ def _require_services(s: Settings) -> None:
     try:
         asyncio.run(ping())
     except Exception as exc:
-        typer.echo(
-            f"recstream playground: Redis does not answer at {s.redis_url} ({exc!r}); "
-            "start it with scripts/services up, or run scripts/run --playground",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+        _not_answering("Redis", s.redis_url, exc)
+
+
+def _not_answering(server: str, where: str, exc: Exception) -> NoReturn:
+    typer.echo(
+        f"recstream playground: {server} does not answer at {where} ({exc!r}); "
+        "start it with scripts/services up, or run scripts/run --playground",
+        err=True,
+    )
+    raise typer.Exit(1) from None
 
 
 def _dashboard_app(s: Settings, config: DashboardConfig) -> web.Application:

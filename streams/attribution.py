@@ -65,10 +65,12 @@ def served_from_json(raw: bytes | str | None) -> list[Served]:
 
 def find_hit(lists: list[Served], event: Event, window_ms: int) -> Hit | None:
     """The hit ``event`` scores on one of the user's ``lists`` (oldest first), if any; marks
-    the position as counted for the event's type."""
+    the position as counted for the event's type. A window of 0 attributes by ``rec_id``
+    only (without that check the clock-skew allowance would still credit an event stamped
+    just before the list was made)."""
     if event.rec_id is not None:
         target = next((s for s in reversed(lists) if s.rec_id == event.rec_id), None)
-    elif lists and -CLOCK_SKEW_MS <= event.ts - lists[-1].created_ts <= window_ms:
+    elif window_ms > 0 and lists and -CLOCK_SKEW_MS <= event.ts - lists[-1].created_ts <= window_ms:
         target = lists[-1]
     else:
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -89,6 +90,20 @@ class KafkaConnection:
             kwargs["sasl_plain_username"] = self.sasl_username
             kwargs["sasl_plain_password"] = self.sasl_password
         return kwargs
+
+
+def groupless_consumer(kafka: KafkaConnection, topic: str) -> AIOKafkaConsumer:
+    """A consumer of every partition of ``topic`` outside any group: aiokafka assigns them all,
+    starts at the earliest offset (nothing is committed) and notices new partitions, or the
+    topic created later, at the next metadata refresh."""
+    return AIOKafkaConsumer(
+        topic,
+        **kafka.aiokafka_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=10_000,
+    )
 
 
 CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme → TLS

@@ -16,11 +16,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from recstream.artifacts import MANIFEST, sha256_file, version_number, version_sha256
-from recstream.streams.connection import KafkaConnection
+from recstream.streams.connection import KafkaConnection, groupless_consumer
 from recstream.streams.recommender import Recommender
 from recstream.streams.records import ModelUpdate
 
@@ -97,17 +96,7 @@ async def follow(
 ) -> None:
     """Read ``topic`` from the beginning forever; for each batch of announcements try the
     newest version newer than ``current()``, then older ones, until one is applied."""
-    # Without a group, aiokafka assigns every partition of the topic to this consumer, starts
-    # at the earliest offset (nothing is committed) and notices new partitions or a topic
-    # created later at the next metadata refresh.
-    consumer = AIOKafkaConsumer(
-        topic,
-        **kafka.aiokafka_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        metadata_max_age_ms=10_000,
-    )
+    consumer = groupless_consumer(kafka, topic)
     await consumer.start()
     try:
         while True:

@@ -39,7 +39,7 @@ from recstream.dashboard.series import (
 )
 from recstream.streams.ab import parse_split, report
 from recstream.streams.api_params import BadRequest, well_formed
-from recstream.streams.connection import KafkaConnection
+from recstream.streams.connection import KafkaConnection, groupless_consumer
 from recstream.streams.keys import Keys
 from recstream.streams.snapshots import version_counters
 from recstream.streams.store import RedisClient, transient
@@ -77,14 +77,7 @@ def create_dashboard(
     timeline = Timeline(config.history_ms)
     app = web.Application()
     handlers = Handlers(config, timeline, redis)
-    app.router.add_get("/", handlers.index)
-    app.router.add_get("/static/{name}", handlers.static)
-    app.router.add_get("/static/vendor/{name}", handlers.vendor)
-    app.router.add_get("/api/series", handlers.series)
-    app.router.add_get("/api/models", handlers.models)
-    app.router.add_get("/api/ab", handlers.ab)
-    app.router.add_get("/api/users/{user_id}", handlers.user)
-    app.router.add_get("/healthz", handlers.health)
+    add_routes(app, handlers)
 
     async def start(app: web.Application) -> None:
         handlers.session = aiohttp.ClientSession(
@@ -123,6 +116,17 @@ def create_dashboard(
     return app
 
 
+def add_routes(app: web.Application, handlers: Handlers) -> None:
+    app.router.add_get("/", handlers.index)
+    app.router.add_get("/static/{name}", handlers.static)
+    app.router.add_get("/static/vendor/{name}", handlers.vendor)
+    app.router.add_get("/api/series", handlers.series)
+    app.router.add_get("/api/models", handlers.models)
+    app.router.add_get("/api/ab", handlers.ab)
+    app.router.add_get("/api/users/{user_id}", handlers.user)
+    app.router.add_get("/healthz", handlers.health)
+
+
 async def read_topic(
     kafka: KafkaConnection,
     topic: str,
@@ -133,16 +137,7 @@ async def read_topic(
     """Every record of ``topic`` from ``since()`` (ms; None: the beginning), then new ones,
     forever; reconnects after an error and starts again (``restart`` forgets what was read)."""
     while True:
-        # Outside any group, aiokafka assigns every partition of the topic, also once a
-        # worker creates it; new partitions start at their beginning.
-        consumer = AIOKafkaConsumer(
-            topic,
-            **kafka.aiokafka_kwargs(),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=10_000,
-        )
+        consumer = groupless_consumer(kafka, topic)
         try:
             await consumer.start()
             while not consumer.assignment():

@@ -123,3 +123,13 @@ def test_applied_but_already_counted_marks_without_counting() -> None:
     replay = [(click, True, False, made("B", T0 + MINUTE))]
     assert attribute_batch(replay, s.served, WINDOW, s.keep, COUNTED) == []
     assert s.served["u"][0].hits == ["click:1"]
+
+
+def test_a_zero_window_attributes_by_rec_id_only() -> None:
+    served = {"u": [made("A", T0)]}
+    same_ms = ev("A1", ts=T0)  # organic, stamped as the list was made: no rec_id
+    assert attribute_batch([(same_ms, True, True, made("B", T0))], served, 0, 8, COUNTED) == []
+    tagged = ev("A2", ts=T0 + MINUTE, rec_id="A")
+    step = (tagged, True, True, made("C", T0 + MINUTE))
+    hits = attribute_batch([step], served, 0, 8, COUNTED)
+    assert [(h.rec_id, h.position) for h in hits] == [("A", 2)]

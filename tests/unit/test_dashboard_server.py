@@ -13,7 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from recstream.dashboard.series import Timeline
-from recstream.dashboard.server import DashboardConfig, Handlers, step_ms, vendor_missing
+from recstream.dashboard.server import (
+    DashboardConfig,
+    Handlers,
+    add_routes,
+    step_ms,
+    vendor_missing,
+)
 
 
 class FakeRedis:
@@ -26,14 +32,8 @@ class FakeRedis:
 
 def app_of(timeline: Timeline, redis: Any, root: Path | None = None) -> web.Application:
     config = DashboardConfig("http://127.0.0.1:1", "m", "u", "pfx", 3_600_000, root)
-    handlers = Handlers(config, timeline, redis)
     app = web.Application()
-    app.router.add_get("/", handlers.index)
-    app.router.add_get("/static/{name}", handlers.static)
-    app.router.add_get("/api/series", handlers.series)
-    app.router.add_get("/api/models", handlers.models)
-    app.router.add_get("/api/ab", handlers.ab)
-    app.router.add_get("/api/users/{user_id}", handlers.user)
+    add_routes(app, Handlers(config, timeline, redis))
     return app
 
 

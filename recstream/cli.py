@@ -9,6 +9,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from recstream.memory import keep_freed_memory
 from recstream.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -85,6 +86,7 @@ def _unreachable(exc: Exception) -> str | None:
 
 
 def main() -> None:
+    keep_freed_memory()
     try:
         app()
     except ModuleNotFoundError as exc:

@@ -107,12 +107,22 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint if any.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars on stderr.")] = True,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = _T.seed,
+    index: Annotated[
+        bool,
+        typer.Option(
+            "--index/--no-index",
+            help="Build the FAISS index into the version before publishing it, so that "
+            "workers can serve it at once (--no-index: run build-index later).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train SASRec on a dataset (or the event log) and publish a versioned artifact directory."""
+    """Train SASRec on a dataset (or the event log) and publish a versioned artifact directory,
+    with its index: a version workers serve as it is."""
     from recstream.cli import log_to_stderr, settings_of
     from recstream.model.artifact import save_artifact
     from recstream.model.training import train as train_model
+    from recstream.retrain import build_index
 
     log_to_stderr()
     settings = settings_of(ctx)
@@ -160,12 +170,17 @@ def train(
             resume=resume,
             progress=progress,
         )
+        # The index goes into the staged version: readers never see a version without it.
+        add_index = (lambda staged: build_index(staged, trained.train_config)) if index else None
         if log_read:  # the offsets read go with the model, for `retrain --since-last`
             description = log_read.describe(trained, settings.event_weights)
-            version = save_artifact(trained, root, description, extra_files=log_read.files())
+            files = log_read.files()
+            version = save_artifact(
+                trained, root, description, extra_files=files, before_publish=add_index
+            )
         else:
             description = _describe(name, path, interactions, trained, settings.event_weights)
-            version = save_artifact(trained, root, description)
+            version = save_artifact(trained, root, description, before_publish=add_index)
     except ValueError as exc:
         _fail(exc)
     summary = {
@@ -176,6 +191,7 @@ def train(
         "valid_ndcg@10": trained.best_ndcg,
         "train_seconds": round(trained.train_seconds, 1),
         "stopped": trained.stopped,
+        "index": index,
     }
     print(json.dumps(summary) if as_json else f"{version}: {json.dumps(summary)}")
 

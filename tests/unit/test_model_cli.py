@@ -9,6 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from recstream.cli import app
+from recstream.index.artifact import has_index
 
 EVALUATE_KEYS = {
     "hr@10",
@@ -44,7 +45,17 @@ def _train(tmp_path: Path) -> Path:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["version"] == "v1" and summary["epochs"] == 2
+    assert summary["index"] and has_index(out / "v1")  # servable as published
     return out
+
+
+def test_train_no_index_leaves_it_to_build_index(tmp_path: Path) -> None:
+    data = _events_csv(tmp_path / "events.csv")
+    out = tmp_path / "artifacts"
+    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--no-index"]
+    result = CliRunner().invoke(app, [*args, "--json", *TINY])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["index"] is False and not has_index(out / "v1")
 
 
 def test_train_evaluate_bench(tmp_path: Path) -> None:

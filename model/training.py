@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from recstream.contract import DEFAULT_EVENT_WEIGHTS
+from recstream.model.budget import BudgetSchedule
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.evaluate import evaluation_task, masked_ndcg_hr, model_scores
@@ -64,6 +65,7 @@ class Trained:
     stopped: str = ""
     # Where the weights started: {"from": version dir, "old_items", "new_items"}; empty if cold.
     warm_start: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)  # BudgetSchedule.state()
 
 
 def train(
@@ -119,29 +121,55 @@ def _fit(run: Trained, checkpoint_dir: Path | None, resume: bool, progress: bool
     best, bad = copy.deepcopy(run.model.state_dict()), 0
     if resume and path and path.is_file():
         best, bad = _load_checkpoint(path, run, optim)
+    plan = BudgetSchedule(tc.epochs, tc.time_budget_s, **run.schedule)
     task = evaluation_task(run.split, "valid", run.model_config.n_items, tc.eval_users)
+    validation_s = 0.0  # the last validation's time, kept back from the budget
     while run.epochs_run < tc.epochs and not run.stopped:
         started = time.perf_counter()
-        loss = _train_epoch(run, optim, progress)
+        loss, done = _train_epoch(run, optim, plan, validation_s, progress)
         record: dict[str, float] = {"epoch": run.epochs_run + 1, "loss": loss}
+        if done < 1.0:
+            record["fraction"] = round(done, 4)
+            run.stopped = _annealed(run, plan, done)
         run.epochs_run += 1
-        if run.epochs_run % tc.eval_every == 0 or run.epochs_run == tc.epochs:
+        if run.epochs_run % tc.eval_every == 0 or run.epochs_run == tc.epochs or run.stopped:
+            began = time.perf_counter()
             scores = model_scores(run.model, task.inputs, run.model_config.inference_len)
             ndcg, hr = masked_ndcg_hr(scores, task)
+            validation_s = time.perf_counter() - began
             record |= {"valid_ndcg@10": ndcg, "valid_hr@10": hr}
             best, bad = _track_best(run, ndcg, best, bad)
         elapsed = time.perf_counter() - started
         run.train_seconds += elapsed
-        run.history.append(record | {"seconds": elapsed})
+        run.history.append(record | {"seconds": elapsed, "lr_position": plan.position})
         log.info("epoch %s", json.dumps(run.history[-1]))
-        _check_budget(run, elapsed)
+        if not plan.timed:  # a timed schedule stops itself, annealed, inside an epoch
+            _check_budget(run, elapsed)
+        run.schedule = plan.state()
         if path and "valid_ndcg@10" in record:
             _save_checkpoint(path, run, optim, best, bad)
     run.model.load_state_dict(best)
     run.stopped = run.stopped or "max epochs"
 
 
-def _train_epoch(run: Trained, optim: torch.optim.Optimizer, progress: bool) -> float:
+def _annealed(run: Trained, plan: BudgetSchedule, done: float) -> str:
+    """The stopping reason when the time budget, not the epochs, ended the schedule."""
+    epochs = run.epochs_run + done
+    return (
+        f"time budget of {plan.budget_s:.0f} s: the schedule annealed over {epochs:.2f} of "
+        f"{run.train_config.epochs} epochs"
+    )
+
+
+def _train_epoch(
+    run: Trained,
+    optim: torch.optim.Optimizer,
+    plan: BudgetSchedule,
+    reserve_s: float,
+    progress: bool,
+) -> tuple[float, float]:
+    """One epoch (or its start, when the time budget runs out in it): the mean loss and the
+    fraction of its steps taken."""
     tc, epoch = run.train_config, run.epochs_run
     rng = np.random.default_rng([tc.seed, epoch])
     generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
@@ -150,25 +178,33 @@ def _train_epoch(run: Trained, optim: torch.optim.Optimizer, progress: bool) -> 
     windows = training_windows(run.split.train, run.split.train_weights, max_len, tc.full_history)
     batches = _length_buckets([len(w) for w in windows[0]], tc.batch_size, rng)
     run.model.train()
-    total, count = 0.0, 0
+    total, count, step_s, began = 0.0, 0, 0.0, time.perf_counter()
     with _progress_bar(progress) as bar:
         task = bar.add_task(f"epoch {epoch + 1}", total=len(batches))
         for step, rows in enumerate(batches):
-            _set_learning_rate(optim, tc, epoch + step / len(batches))
+            spent = run.train_seconds + time.perf_counter() - began
+            left = (tc.epochs - epoch) * len(batches) - step
+            at = epoch + step / len(batches)
+            position = plan.next_position(at, spent, left, reserve_s, step_s)
+            if plan.timed and (position >= 1.0 or plan.exhausted(spent, reserve_s)):
+                return total / max(count, 1), step / len(batches)
+            _set_learning_rate(optim, tc, position)
             items = [windows[0][r] for r in rows]
             weights = [windows[1][r] for r in rows]
             earlier = [windows[2][r] for r in rows]
+            step_started = time.perf_counter()
             loss = _train_step(run, optim, items, weights, earlier, generator)
+            step_s = time.perf_counter() - step_started
             total, count = total + loss, count + 1
             bar.update(task, advance=1, description=f"epoch {epoch + 1} loss {total / count:.4f}")
-    return total / max(count, 1)
+    return total / max(count, 1), 1.0
 
 
-def _set_learning_rate(optim: torch.optim.Optimizer, tc: TrainConfig, epoch: float) -> None:
-    # A pure function of the (fractional) epoch, so a resumed run needs no scheduler state.
+def _set_learning_rate(optim: torch.optim.Optimizer, tc: TrainConfig, position: float) -> None:
+    # A function of the schedule's position (0 → 1): a resumed run needs no scheduler state.
     lr = tc.lr
     if tc.schedule == "cosine":
-        lr *= 0.5 * (1.0 + math.cos(math.pi * min(epoch / tc.epochs, 1.0)))
+        lr *= 0.5 * (1.0 + math.cos(math.pi * position))
     for group in optim.param_groups:
         group["lr"] = lr
 
@@ -275,7 +311,15 @@ def _save_checkpoint(
 
 
 def _progress_state(run: Trained) -> dict[str, Any]:
-    keys = ("history", "best_epoch", "best_ndcg", "epochs_run", "train_seconds", "stopped")
+    keys = (
+        "history",
+        "best_epoch",
+        "best_ndcg",
+        "epochs_run",
+        "train_seconds",
+        "stopped",
+        "schedule",
+    )
     return {k: getattr(run, k) for k in keys}
 
 

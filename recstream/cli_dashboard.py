@@ -142,7 +142,7 @@ def playground(
     world.start()
     worker_url = f"http://{_reachable(s.web_host)}:{s.web_port}"
     app = _dashboard_app(world.s, dashboard_config(world.s, worker_url, 60, root))
-    names = " ".join(f"{k}={v}" for k, v in environment(world.s).items())
+    names = " ".join(f"{k}={v}" for k, v in environment(config).items())
     typer.echo(
         f"\nrecstream playground: open http://{_reachable(host)}:{port}/ "
         f"(lists are trending items until the first model is served, in a minute or two)\n"

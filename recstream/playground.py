@@ -42,30 +42,27 @@ class PlaygroundConfig:
     metrics_interval_s: float = 2.0
 
 
-def namespaced(s: Settings, config: PlaygroundConfig) -> Settings:
-    """The settings with the playground's own names."""
+def own_names(config: PlaygroundConfig) -> dict[str, Any]:
+    """The settings the playground sets for itself: its topics, Redis prefix, consumer group,
+    artifact root and snapshot interval."""
     topics = {f"topic_{t}": f"{config.name}-{t.replace('_', '-')}" for t in TOPICS}
-    return s.model_copy(
-        update={
-            **topics,
-            "redis_prefix": config.name,
-            "app_id": config.name,
-            "artifacts": config.artifacts,
-            "metrics_interval_s": config.metrics_interval_s,
-        }
-    )
+    return {
+        **topics,
+        "redis_prefix": config.name,
+        "app_id": config.name,
+        "artifacts": config.artifacts,
+        "metrics_interval_s": config.metrics_interval_s,
+    }
 
 
-def environment(s: Settings) -> dict[str, str]:
-    """The names that differ from the caller's, as ``RECSTREAM_*`` variables (for the worker
-    child process and for the user's other commands)."""
-    fields = [f"topic_{t}" for t in TOPICS] + [
-        "redis_prefix",
-        "app_id",
-        "artifacts",
-        "metrics_interval_s",
-    ]
-    return {f"RECSTREAM_{name.upper()}": str(getattr(s, name)) for name in fields}
+def namespaced(s: Settings, config: PlaygroundConfig) -> Settings:
+    return s.model_copy(update=own_names(config))
+
+
+def environment(config: PlaygroundConfig) -> dict[str, str]:
+    """The same as ``RECSTREAM_*`` variables (for the worker child process and for the
+    user's other commands)."""
+    return {f"RECSTREAM_{name.upper()}": str(v) for name, v in own_names(config).items()}
 
 
 class Playground:
@@ -87,7 +84,7 @@ class Playground:
     def start(self) -> None:
         worker_log = self.worker_log
         self.config.artifacts.mkdir(parents=True, exist_ok=True)
-        env = os.environ | environment(self.s)
+        env = os.environ | environment(self.config)
         command = [sys.executable, "-m", "recstream", "worker", "--loglevel", "warning"]
         with worker_log.open("ab") as out:
             self.worker = subprocess.Popen(command, env=env, stdout=out, stderr=out)

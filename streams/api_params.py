@@ -37,17 +37,20 @@ def _only(query: Mapping[str, str], known: tuple[str, ...]) -> None:
         raise BadRequest(f"unknown parameter {unknown[0]!r}; known: {', '.join(known)}")
 
 
+def bounded_int(raw: str, name: str, low: int, high: int) -> int:
+    """A query parameter that must be an integer from ``low`` to ``high``."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {value}")
+    return value
+
+
 def _n(query: Mapping[str, str], default: int) -> int:
     raw = query.get("n")
-    if raw is None:
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise BadRequest(f"n must be an integer from 1 to {MAX_N}, got {raw!r}") from None
-    if not 1 <= n <= MAX_N:
-        raise BadRequest(f"n must be an integer from 1 to {MAX_N}, got {n}")
-    return n
+    return default if raw is None else bounded_int(raw, "n", 1, MAX_N)
 
 
 def _category(query: Mapping[str, str]) -> str | None:

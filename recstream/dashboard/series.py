@@ -133,14 +133,17 @@ def series(
     timeline: Timeline,
     now_ms: int,
     step_ms: int = 5_000,
+    since_ms: int | None = None,
     rate_steps: int = 6,
     window_steps: int = 12,
     stale_steps: int = 6,
 ) -> dict[str, Any]:
     """Every chart's data: step ends (``t``, unix seconds) and one list per series. Rates are
     per second over the last ``rate_steps``; CTR, conversion and diversity over the last
-    ``window_steps`` (snapshots come every few steps, so one step alone is mostly empty)."""
-    snaps = sorted(timeline.snapshots, key=lambda s: s["ts"])
+    ``window_steps`` (snapshots come every few steps, so one step alone is mostly empty).
+    ``since_ms``: only the snapshots from then on."""
+    first = -1 if since_ms is None else since_ms
+    snaps = sorted((s for s in timeline.snapshots if s["ts"] >= first), key=lambda s: s["ts"])
     if not snaps:
         return {"t": [], "events": {}, "versions": {}, "lag": {}, "step_s": step_ms / 1000}
     ends = steps_of(snaps[0]["ts"], now_ms, step_ms)

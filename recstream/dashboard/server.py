@@ -38,7 +38,7 @@ from recstream.dashboard.series import (
     workers,
 )
 from recstream.streams.ab import parse_split, report
-from recstream.streams.api_params import BadRequest, well_formed
+from recstream.streams.api_params import BadRequest, bounded_int, well_formed
 from recstream.streams.connection import KafkaConnection, groupless_consumer
 from recstream.streams.keys import Keys
 from recstream.streams.snapshots import version_counters
@@ -212,15 +212,12 @@ class Handlers:
 
     async def series(self, request: web.Request) -> web.StreamResponse:
         try:
-            minutes = _int(request.query.get("minutes", "15"), "minutes", 1, MAX_MINUTES)
+            minutes = bounded_int(request.query.get("minutes", "15"), "minutes", 1, MAX_MINUTES)
         except BadRequest as exc:
             return _json_response({"error": str(exc)}, exc.status)
         now = _now_ms()
         self.timeline.prune(now)
-        recent = Timeline(minutes * 60_000)
-        start = now - minutes * 60_000
-        recent.snapshots.extend(s for s in self.timeline.snapshots if s["ts"] >= start)
-        body = series(recent, now, step_ms(minutes))
+        body = series(self.timeline, now, step_ms(minutes), since_ms=now - minutes * 60_000)
         body["histogram"] = latency_histogram(self.timeline, now - HISTOGRAM_WINDOW_MS)
         body["histogram"]["window_s"] = HISTOGRAM_WINDOW_MS / 1000
         body["workers"] = workers(self.timeline)
@@ -323,12 +320,6 @@ def step_ms(minutes: int) -> int:
     """5 s steps up to half an hour shown; beyond, steps of whole 5 s keeping the charts at
     about 360 points (a 6-hour view: 1-minute steps, its windows six and twelve minutes)."""
     return max(1, round(minutes * 60 / POINTS / 5)) * 5_000
-
-
-def _int(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {text!r}")
-    return int(text)
 
 
 def _now_ms() -> int:

@@ -134,18 +134,22 @@ def _write_files(trained: Trained, directory: Path, dataset: dict[str, Any]) -> 
 
 def _metrics(trained: Trained, dataset: dict[str, Any]) -> dict[str, Any]:
     best = next((h for h in trained.history if h.get("epoch") == trained.best_epoch), {})
-    return {
-        "valid": {k: v for k, v in best.items() if k.startswith("valid_")},
-        "best_epoch": trained.best_epoch,
-        "epochs": trained.epochs_run,
-        "stopped": trained.stopped,
-        "train_seconds": round(trained.train_seconds, 1),
-        "seconds_per_epoch": round(trained.train_seconds / max(trained.epochs_run, 1), 3),
-        "model_config": dataclasses.asdict(trained.model_config),
-        "train_config": dataclasses.asdict(trained.train_config),
-        "dataset": dataset,
-        "history": trained.history,
-    } | ({"warm_start": trained.warm_start} if trained.warm_start else {})
+    return (
+        {
+            "valid": {k: v for k, v in best.items() if k.startswith("valid_")},
+            "best_epoch": trained.best_epoch,
+            "epochs": trained.epochs_run,
+            "stopped": trained.stopped,
+            "train_seconds": round(trained.train_seconds, 1),
+            "seconds_per_epoch": round(trained.train_seconds / max(trained.epochs_run, 1), 3),
+            "model_config": dataclasses.asdict(trained.model_config),
+            "train_config": dataclasses.asdict(trained.train_config),
+            "dataset": dataset,
+            "history": trained.history,
+        }
+        | ({"warm_start": trained.warm_start} if trained.warm_start else {})
+        | ({"adapted": trained.adapted} if trained.adapted else {})
+    )
 
 
 def _read_weights(path: Path, model: SASRec) -> dict[str, torch.Tensor]:

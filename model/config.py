@@ -10,8 +10,9 @@ from typing import Any
 
 LOSSES = ("ce", "sampled", "gbce")
 SCHEDULES = ("cosine", "constant")
-BLOCKS = ("pre", "kang")
+BLOCKS = ("pre", "kang", "ligr")
 POSITIONS = ("newest", "oldest")
+PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 
 
 # Retraining from the event log (recstream retrain, simulate --retrain): a warm start from the
@@ -38,7 +39,8 @@ class ModelConfig:
     # position, so a shorter history is a valid input; on ML-1M the last 50 of 100 items rank
     # as well as all 100 and encode in half the time.
     serve_len: int = 50
-    # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout.
+    # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout;
+    # "ligr": pre-norm with sigmoid-gated residual branches (LiGR, as in eSASRec).
     block: str = "kang"
     # "newest": the newest item always has the last position (any shorter history is a valid
     # input, so serve_len can cut it); "oldest": positions count from the window's oldest item.
@@ -112,6 +114,9 @@ class TrainConfig:
     time_budget_s: float = 0.0  # stop after this much training time (0 = no limit)
     threads: int = 2
     seed: int = 0
+    # The full-softmax loss's products: "auto" = bfloat16 where the CPU multiplies it natively
+    # (the softmax itself stays float32), else float32. metrics.json records what ran.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -120,6 +125,8 @@ class TrainConfig:
             raise ValueError(f"schedule {self.schedule!r} unknown; expected one of {SCHEDULES}")
         _positive(epochs=self.epochs, batch_size=self.batch_size, negatives=self.negatives)
         _positive(eval_every=self.eval_every, patience=self.patience, threads=self.threads)
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision {self.precision!r} unknown; expected {PRECISION_CHOICES}")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
 

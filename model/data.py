@@ -14,7 +14,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-DATASETS = ("ml-1m", "ml-100k", "file")
+DATASETS = ("ml-1m", "ml-100k", "ml-1m-short", "file")
+# ml-1m-short: ML-1M cut to each user's newest SHORT_HISTORY items, the history lengths of a
+# shop (most users there have 5-10 interactions) on a real catalogue.
+SHORT_HISTORY = 10
 DEFAULT_TYPE = "click"
 
 
@@ -53,6 +56,8 @@ def load_dataset(name: str, path: Path) -> Interactions:
         return _load_ml1m(path)
     if name == "ml-100k":
         return _load_ml100k(path)
+    if name == "ml-1m-short":
+        return newest_per_user(_load_ml1m(path), SHORT_HISTORY)
     if name == "file":
         return load_table(path)
     raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
@@ -60,7 +65,7 @@ def load_dataset(name: str, path: Path) -> Interactions:
 
 def load_genres(name: str, path: Path) -> dict[str, tuple[str, ...]] | None:
     """Item id -> genres for the MovieLens sets, None where the dataset has none."""
-    if name == "ml-1m":
+    if name in ("ml-1m", "ml-1m-short"):
         table = _read_delimited(_need(path / "items.tsv"), "\t")
         ids, genres = _column(table, "item_id"), _column(table, "genres")
         return {i: tuple(g.split("|")) for i, g in zip(ids, genres, strict=True)}
@@ -69,6 +74,17 @@ def load_genres(name: str, path: Path) -> dict[str, tuple[str, ...]] | None:
         ids, genres = _column(table, "item_id:token"), _column(table, "class:token_seq")
         return {i: tuple(g.split()) for i, g in zip(ids, genres, strict=True)}
     return None
+
+
+def newest_per_user(data: Interactions, keep: int) -> Interactions:
+    """Each user's ``keep`` newest rows (by ``ts``, ties in row order), in the original order."""
+    order = np.lexsort((np.arange(len(data)), data.ts, data.users))  # by user, then time
+    users = data.users[order]
+    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+    ends = np.r_[starts[1:], len(users)]
+    rank_from_end = np.repeat(ends, ends - starts) - np.arange(len(users))  # 1 = newest
+    chosen = np.sort(order[rank_from_end <= keep])
+    return Interactions(data.users[chosen], data.items[chosen], data.ts[chosen], data.types[chosen])
 
 
 def load_table(path: Path) -> Interactions:

@@ -15,6 +15,7 @@ import torch
 from recstream.artifacts import load_npy
 from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
 from recstream.model.histories import HistoryEncoder
+from recstream.model.losses import native_bfloat16
 
 # Weights and activations in bfloat16 halve the arithmetic's cost on CPUs that multiply
 # bfloat16 natively (AVX512-BF16, AMX); the vectors come back as float32 either way.
@@ -42,8 +43,7 @@ class Encoder(HistoryEncoder):
         """
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
-        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        if _torch_dtype(dtype) == torch.bfloat16 and not native:
+        if _torch_dtype(dtype) == torch.bfloat16 and not native_bfloat16():
             log.warning("this CPU has no native bfloat16: encoding in bfloat16 will be slow")
         torch.set_num_threads(threads)  # process-wide: streams encode on one thread by default
         return cls(load_artifact(Path(version_dir)), dtype)

@@ -8,6 +8,7 @@ the model's ranking. Pre-norm blocks with a final LayerNorm, as in later re-impl
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
@@ -29,9 +30,10 @@ class SASRec(nn.Module):
         self.scale = config.dim**0.5
         self.items = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
         self.positions = nn.Embedding(config.max_len, config.dim)
-        self.dropout = nn.Dropout(config.dropout)
+        self.noise = _Noise()
+        self.dropout = _Dropout(config.dropout, self.noise)
         self.blocks = nn.ModuleList(
-            _Block(config.dim, config.n_heads, config.dropout, config.block == "kang")
+            _Block(config.dim, config.n_heads, _Dropout(config.dropout, self.noise), config.block)
             for _ in range(config.n_layers)
         )
         self.norm = nn.LayerNorm(config.dim)
@@ -39,6 +41,10 @@ class SASRec(nn.Module):
         nn.init.xavier_normal_(self.positions.weight)
         with torch.no_grad():
             self.items.weight[0].zero_()
+
+    def seed_dropout(self, seed: list[int]) -> None:
+        """Draw the dropout masks from here on from ``seed`` (training seeds every epoch)."""
+        self.noise.rng = np.random.default_rng(seed)
 
     def forward(self, seq: Tensor) -> Tensor:
         """Hidden state after each position: seq [B, T] int64 -> [B, T, D]."""
@@ -87,18 +93,20 @@ class _Block(nn.Module):
     from the raw one — so the residual stream is re-normalised in every block.
     """
 
-    def __init__(self, dim: int, n_heads: int, dropout: float, kang: bool = False) -> None:
+    def __init__(self, dim: int, n_heads: int, dropout: _Dropout, block: str) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.kang = kang
+        self.kang = block == "kang"
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(
-            nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim)
-        )
-        self.dropout = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), dropout, nn.Linear(dim, dim))
+        self.dropout = dropout
+        # "ligr": pre-norm, each branch scaled by a sigmoid gate of its own input (LinkedIn's
+        # LiGR layer, the block of eSASRec).
+        gated = block == "ligr"
+        self.gates = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2)) if gated else None
 
     def forward(self, x: Tensor, last: Tensor | None = None) -> Tensor:
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
@@ -126,8 +134,47 @@ class _Block(nn.Module):
             base = base[rows, last].unsqueeze(1)  # [B, 1, D]
             seen = torch.arange(t, device=x.device) <= last[:, None]  # [B, T]
             a = functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
-        x = base + self.dropout(self.proj(a.transpose(1, 2).reshape(b, -1, d)))  # [B, Tq, D]
+        attended = self.proj(a.transpose(1, 2).reshape(b, -1, d))  # [B, Tq, D]
+        if self.gates is not None:
+            query_in = normed if last is None else normed[rows, last].unsqueeze(1)
+            x = base + self.dropout(torch.sigmoid(self.gates[0](query_in)) * attended)
+            normed2 = self.norm2(x)
+            return x + self.dropout(torch.sigmoid(self.gates[1](normed2)) * self.ff(normed2))
+        x = base + self.dropout(attended)
         if self.kang:
             x = self.norm2(x)
             return x + self.dropout(self.ff(x))
         return x + self.dropout(self.ff(self.norm2(x)))
+
+
+class _Noise:
+    """The random bytes every dropout layer of one model draws from, one seeded generator."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def keep(self, shape: torch.Size, threshold: int) -> Tensor:
+        """A bool mask of ``shape``, False where a random byte falls below ``threshold``."""
+        count = int(np.prod(shape))
+        raw = torch.frombuffer(bytearray(self.rng.bytes(count)), dtype=torch.uint8)
+        return raw.view(shape) >= threshold
+
+
+class _Dropout(nn.Module):
+    """Dropout with masks from random bytes: torch's CPU Bernoulli sampling cost a fifth of a
+    training step, numpy's generator makes the same masks four times faster.
+
+    The rate is rounded to a multiple of 1/256 (0.1 → 0.1016, 0.2 → 0.1992) and the kept
+    values are scaled by the exact inverse of the rounded keep rate, so expectations hold.
+    """
+
+    def __init__(self, rate: float, noise: _Noise) -> None:
+        super().__init__()
+        self.threshold = round(rate * 256)
+        self.scale = 256 / (256 - self.threshold)
+        self.noise = noise
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.threshold == 0:
+            return x
+        return x * self.noise.keep(x.shape, self.threshold) * self.scale

@@ -1,6 +1,6 @@
 """Training: next-item loss on every position, validation NDCG@10, early stopping, checkpoints.
 
-Epoch ``e`` draws its shuffling and dropout from ``seed`` and ``e`` alone, so a run resumed
+Epoch ``e`` draws its shuffling and dropout masks from ``seed`` and ``e`` alone, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have.
 """
 
@@ -24,11 +24,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from recstream.contract import DEFAULT_EVENT_WEIGHTS
+from recstream.model import adapt
 from recstream.model.budget import BudgetSchedule
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.evaluate import evaluation_task, masked_ndcg_hr, model_scores
-from recstream.model.losses import next_item_loss
+from recstream.model.losses import next_item_loss, resolve_precision
 from recstream.model.sasrec import SASRec
 from recstream.model.sequences import (
     Split,
@@ -66,6 +67,8 @@ class Trained:
     # Where the weights started: {"from": version dir, "old_items", "new_items"}; empty if cold.
     warm_start: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)  # BudgetSchedule.state()
+    # Settings chosen from the data ({"shape": ..., "chosen": ...}); empty if none were.
+    adapted: dict[str, Any] = field(default_factory=dict)
 
 
 def train(
@@ -78,14 +81,20 @@ def train(
     resume: bool = False,
     progress: bool = True,
     init_from: LoadedModel | None = None,
+    auto: frozenset[str] = frozenset(),
 ) -> Trained:
     """Train SASRec on ``interactions`` with a leave-one-out split; returns the best epoch's model.
+
+    ``auto`` names settings to choose from the training data instead (see
+    :mod:`recstream.model.adapt`: max_len, dropout, eval_every); ignored on a warm start,
+    which keeps the old shape.
 
     With ``init_from`` (a loaded artifact) training starts from its weights: its config is kept
     (``model_config`` may change the dropout; another shape is an error), its items keep their
     rows and new items are appended after them (see :mod:`recstream.model.warm`).
     """
     schedule = train_config or TrainConfig()
+    schedule = dataclasses.replace(schedule, precision=resolve_precision(schedule.precision))
     if init_from is None:
         shape = model_config or ModelConfig()
         sequences = build_sequences(interactions, event_weights)
@@ -96,10 +105,16 @@ def train(
     if not sequences.users:
         raise ValueError("no interactions left to train on (all event types weighted 0?)")
     split = leave_one_out(sequences)
+    adapted: dict[str, Any] = {}
+    if auto and init_from is None:
+        found = adapt.data_shape(split.train, len(sequences.vocab))
+        shape, schedule, chosen = adapt.apply(found, auto, shape, schedule)
+        adapted = {"shape": found.as_dict(), "chosen": chosen}
+        log.info("chosen from the data: %s", json.dumps(adapted))
     config = dataclasses.replace(shape, n_items=len(sequences.vocab))
     torch.set_num_threads(schedule.threads)
     torch.manual_seed(schedule.seed)  # the initial weights (of new items, on a warm start)
-    run = Trained(SASRec(config), config, schedule, sequences.vocab, split)
+    run = Trained(SASRec(config), config, schedule, sequences.vocab, split, adapted=adapted)
     if init_from is not None:
         check_prefix(init_from.item_ids, sequences.vocab)
         copy_weights(run.model, init_from.model.state_dict(), len(init_from.item_ids))
@@ -173,7 +188,7 @@ def _train_epoch(
     tc, epoch = run.train_config, run.epochs_run
     rng = np.random.default_rng([tc.seed, epoch])
     generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
-    torch.manual_seed(tc.seed * 1_000_003 + epoch)  # dropout
+    run.model.seed_dropout([tc.seed, epoch, 1])
     max_len = run.model_config.max_len
     windows = training_windows(run.split.train, run.split.train_weights, max_len, tc.full_history)
     batches = _length_buckets([len(w) for w in windows[0]], tc.batch_size, rng)
@@ -247,6 +262,7 @@ def _train_step(
         gbce_t=tc.gbce_t,
         generator=generator,
         exclude=exclude,
+        precision=tc.precision,
     )
     optim.zero_grad(set_to_none=True)
     loss.backward()

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from recstream.contract import DEFAULT_EVENT_WEIGHTS
-from recstream.model.data import Interactions, load_dataset, load_genres, load_table
+from recstream.model.data import (
+    Interactions,
+    load_dataset,
+    load_genres,
+    load_table,
+    newest_per_user,
+)
 from recstream.model.sequences import (
     build_sequences,
     leave_one_out,
@@ -73,6 +79,24 @@ def test_missing_file_and_unknown_dataset(tmp_path: Path) -> None:
         load_dataset("ml-1m", tmp_path)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("netflix", tmp_path)
+
+
+def test_newest_per_user_keeps_each_users_newest_rows_in_order() -> None:
+    rows = [
+        ("b", "x", 5, "click"),
+        ("a", "y", 1, "click"),
+        ("b", "z", 3, "click"),
+        ("b", "w", 9, "click"),
+        ("a", "q", 1, "buy"),  # ties with a's first row: row order decides
+        ("a", "r", 0, "click"),
+    ]
+    kept = newest_per_user(Interactions.from_rows(rows), 2)
+    assert list(zip(kept.users, kept.items, kept.ts.tolist(), kept.types, strict=True)) == [
+        ("b", "x", 5, "click"),
+        ("a", "y", 1, "click"),
+        ("b", "w", 9, "click"),
+        ("a", "q", 1, "buy"),
+    ]
 
 
 def test_sequences_sort_by_ts_stably_and_map_ids() -> None:
@@ -149,3 +173,7 @@ def test_real_ml1m_loads() -> None:
     assert len(set(data.users)) == 6040
     genres = load_genres("ml-1m", ML1M)
     assert genres is not None and genres["1"] == ("Animation", "Children's", "Comedy")
+    short = load_dataset("ml-1m-short", ML1M)
+    _, per_user = np.unique(short.users, return_counts=True)
+    assert len(short) == 60_400 and set(per_user.tolist()) == {10}
+    assert load_genres("ml-1m-short", ML1M) == genres

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from recstream.model import losses
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.losses import next_item_loss
@@ -51,7 +52,7 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
     assert trained.best_ndcg > 0.9
 
 
-@pytest.mark.parametrize(("block", "positions"), [("pre", "newest"), ("kang", "oldest")])
+@pytest.mark.parametrize(("block", "positions"), [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest")])
 def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: str) -> None:
     torch.manual_seed(0)
     config = ModelConfig(
@@ -104,6 +105,59 @@ def test_ce_leaves_excluded_items_out_of_the_softmax() -> None:
     assert torch.count_nonzero(items.grad[[0, 1, 3, 4]]) > 0
 
 
+@pytest.mark.parametrize("exclude_some", [False, True])
+def test_bfloat16_ce_matches_float32_loss_and_gradients(exclude_some: bool) -> None:
+    # More rows than one chunk, so the chunking is exercised too.
+    gen = torch.Generator().manual_seed(0)
+    n, n_items = losses.CHUNK + 37, 300
+    hidden0 = torch.randn(n, 16, generator=gen) * 0.5
+    items0 = torch.randn(n_items, 16, generator=gen) * 0.5
+    targets = torch.randint(0, n_items, (n,), generator=gen)
+    weights = torch.rand(n, generator=gen) + 0.5
+    exclude = None
+    if exclude_some:
+        exclude = torch.rand(n, n_items, generator=gen) < 0.2
+        exclude[torch.arange(n), targets] = False  # the target is never excluded
+    results = []
+    for precision in ("float32", "bfloat16"):
+        hidden = hidden0.clone().requires_grad_()
+        items = items0.clone().requires_grad_()
+        loss = next_item_loss(
+            "ce", hidden, items, targets, weights, exclude=exclude, precision=precision
+        )
+        (loss * 3.0).backward()  # the upstream gradient scales both
+        results.append((loss.detach(), hidden.grad, items.grad))
+    (loss32, h32, i32), (loss16, h16, i16) = results
+    assert h32 is not None and h16 is not None and i32 is not None and i16 is not None
+    torch.testing.assert_close(loss16, loss32, rtol=5e-3, atol=0)
+    torch.testing.assert_close(h16, h32, rtol=0, atol=2e-2 * float(h32.abs().max()))
+    torch.testing.assert_close(i16, i32, rtol=0, atol=2e-2 * float(i32.abs().max()))
+    if exclude is not None:
+        # An item every row excludes gets no gradient from the softmax at all.
+        assert torch.count_nonzero(i16[exclude.all(dim=0)]) == 0
+
+
+def test_precision_is_checked_and_resolved() -> None:
+    with pytest.raises(ValueError, match="precision 'half' unknown"):
+        TrainConfig(precision="half")
+    assert losses.resolve_precision("float32") == "float32"
+    native = losses.native_bfloat16()
+    assert losses.resolve_precision("auto") == ("bfloat16" if native else "float32")
+
+
+def test_dropout_masks_are_seeded_scaled_and_off_in_eval() -> None:
+    model = SASRec(ModelConfig(n_items=N_ITEMS, max_len=8, dim=32, dropout=0.2)).train()
+    x = torch.ones(64, 8, 32)
+    model.seed_dropout([1, 2])
+    first = model.dropout(x)
+    model.seed_dropout([1, 2])
+    torch.testing.assert_close(model.dropout(x), first)  # the same seed, the same masks
+    dropped = float((first == 0).float().mean())
+    assert abs(dropped - 51 / 256) < 0.01  # 0.2 rounds to 51/256
+    assert abs(float(first.mean()) - 1.0) < 0.02  # kept values are scaled: the mean holds
+    assert torch.equal(model.eval().dropout(x), x)
+
+
 def test_training_is_deterministic_and_resume_continues_exactly(tmp_path: Path) -> None:
     # A constant rate: the cosine schedule's length is the epoch count, which differs here.
     short = TrainConfig(
@@ -117,6 +171,22 @@ def test_training_is_deterministic_and_resume_continues_exactly(tmp_path: Path) 
     _fit(half, checkpoint_dir=tmp_path)
     resumed = _fit(short, checkpoint_dir=tmp_path, resume=True)
     assert resumed.epochs_run == 4
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_reproduces_dropout_and_bfloat16_training(tmp_path: Path) -> None:
+    shape = ModelConfig(max_len=8, dim=32, n_layers=1, n_heads=2, dropout=0.3)
+    config = TrainConfig(
+        epochs=4, batch_size=16, schedule="constant", eval_every=2, threads=1,
+        precision="bfloat16",
+    )  # fmt: skip
+    data = cyclic_interactions()
+    straight = train(data, shape, config, progress=False)
+    assert straight.train_config.precision == "bfloat16"
+    half = TrainConfig(**{**config.__dict__, "epochs": 2})
+    train(data, shape, half, progress=False, checkpoint_dir=tmp_path)
+    resumed = train(data, shape, config, progress=False, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 

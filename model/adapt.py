@@ -1,0 +1,89 @@
+"""Defaults chosen from the data: history length, dropout and how often to validate.
+
+A shop's users have 5-10 interactions, MovieLens users a hundred and more; one set of fixed
+defaults fits one of them. ``train(..., auto=...)`` names the settings the user left open;
+:func:`choose` picks them from the training split's shape. The thresholds come from sweeps on
+ML-1M, ML-100K and ML-1M cut to each user's 10 newest items (docs/model.md, "Defaults that
+adapt to the data").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recstream.model.config import ModelConfig, TrainConfig
+
+# Settings that may be chosen from the data (the CLI leaves a flag not given to them).
+ADAPTABLE = ("max_len", "dropout", "eval_every")
+# max_len: the history length that covers 90% of users, in steps of 10, from 10 to 100 (the
+# cap keeps a served history cheap to encode).
+LENGTH_QUANTILE = 0.9
+MIN_LEN, MAX_LEN, LEN_STEP = 10, 100, 10
+# dropout by training interactions per item: (at least this many, dropout), densest first.
+DROPOUT_BY_DENSITY = ((150.0, 0.1), (40.0, 0.2), (0.0, 0.3))
+# Validate every epoch when an epoch is short (fewer training interactions than this): early
+# stopping then keeps the best epoch itself, not its neighbour.
+EVERY_EPOCH_BELOW = 300_000
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the choices look at, from the training sequences."""
+
+    users: int
+    items: int
+    interactions: int
+    length_p50: float
+    length_p90: float
+
+    @property
+    def per_item(self) -> float:
+        return self.interactions / max(self.items, 1)
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self) | {"per_item": round(self.per_item, 1)}
+
+
+def data_shape(train: tuple[np.ndarray, ...], n_items: int) -> DataShape:
+    lengths = np.array([len(s) for s in train], dtype=np.float64)
+    if not len(lengths):
+        raise ValueError("no training sequences to adapt to")
+    return DataShape(
+        users=len(lengths),
+        items=n_items,
+        interactions=int(lengths.sum()),
+        length_p50=float(np.quantile(lengths, 0.5)),
+        length_p90=float(np.quantile(lengths, LENGTH_QUANTILE)),
+    )
+
+
+def choose(shape: DataShape) -> dict[str, Any]:
+    """Every adaptable setting's value for data of this shape."""
+    covering = LEN_STEP * math.ceil((shape.length_p90 + 1) / LEN_STEP)  # +1: the input window
+    dropout = next(rate for least, rate in DROPOUT_BY_DENSITY if shape.per_item >= least)
+    every = 1 if shape.interactions < EVERY_EPOCH_BELOW else TrainConfig.eval_every
+    return {
+        "max_len": min(max(covering, MIN_LEN), MAX_LEN),
+        "dropout": dropout,
+        "eval_every": every,
+    }
+
+
+def apply(
+    shape: DataShape, auto: frozenset[str], model: ModelConfig, train: TrainConfig
+) -> tuple[ModelConfig, TrainConfig, dict[str, Any]]:
+    """The configs with the ``auto`` settings chosen from ``shape``, and what was chosen."""
+    unknown = sorted(auto - set(ADAPTABLE))
+    if unknown:
+        raise ValueError(f"cannot choose {unknown} from the data; only {list(ADAPTABLE)}")
+    chosen = {k: v for k, v in choose(shape).items() if k in auto}
+    # A serve_len above max_len reads the whole max_len (ModelConfig.inference_len).
+    model = dataclasses.replace(model, **{k: v for k, v in chosen.items() if k != "eval_every"})
+    if "eval_every" in chosen:
+        train = dataclasses.replace(train, eval_every=chosen["eval_every"])
+    return model, train, chosen

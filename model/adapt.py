@@ -19,13 +19,15 @@ import numpy as np
 from recstream.model.config import ModelConfig, TrainConfig
 
 # Settings that may be chosen from the data (the CLI leaves a flag not given to them).
-ADAPTABLE = ("max_len", "dropout", "eval_every")
+ADAPTABLE = ("max_len", "dim", "dropout", "eval_every")
 # max_len: the history length that covers 90% of users, in steps of 10, from 10 to 100 (the
 # cap keeps a served history cheap to encode).
 LENGTH_QUANTILE = 0.9
 MIN_LEN, MAX_LEN, LEN_STEP = 10, 100, 10
+# dim: WIDE when the data is large and dense (at least both of these), else ModelConfig's.
+WIDE, WIDE_FROM_INTERACTIONS, WIDE_FROM_PER_ITEM = 128, 500_000, 150.0
 # dropout by training interactions per item: (at least this many, dropout), densest first.
-DROPOUT_BY_DENSITY = ((150.0, 0.1), (40.0, 0.2), (0.0, 0.3))
+DROPOUT_BY_DENSITY = ((40.0, 0.2), (0.0, 0.3))
 # Validate every epoch when an epoch is short (fewer training interactions than this): early
 # stopping then keeps the best epoch itself, not its neighbour.
 EVERY_EPOCH_BELOW = 300_000
@@ -67,8 +69,10 @@ def choose(shape: DataShape) -> dict[str, Any]:
     covering = LEN_STEP * math.ceil((shape.length_p90 + 1) / LEN_STEP)  # +1: the input window
     dropout = next(rate for least, rate in DROPOUT_BY_DENSITY if shape.per_item >= least)
     every = 1 if shape.interactions < EVERY_EPOCH_BELOW else TrainConfig.eval_every
+    wide = shape.interactions >= WIDE_FROM_INTERACTIONS and shape.per_item >= WIDE_FROM_PER_ITEM
     return {
         "max_len": min(max(covering, MIN_LEN), MAX_LEN),
+        "dim": WIDE if wide else ModelConfig.dim,
         "dropout": dropout,
         "eval_every": every,
     }

@@ -14,8 +14,8 @@ import torch
 
 from recstream.artifacts import load_npy
 from recstream.model.artifact import EMBEDDINGS, LoadedModel, load_artifact
+from recstream.model.cpu import native_bfloat16
 from recstream.model.histories import HistoryEncoder
-from recstream.model.losses import native_bfloat16
 
 # Weights and activations in bfloat16 halve the arithmetic's cost on CPUs that multiply
 # bfloat16 natively (AVX512-BF16, AMX); the vectors come back as float32 either way.

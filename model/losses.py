@@ -22,16 +22,12 @@ from torch import Tensor
 from torch.nn import functional
 
 from recstream.model.config import PRECISION_CHOICES
+from recstream.model.cpu import native_bfloat16
 
 PRECISIONS = PRECISION_CHOICES[1:]
 # Rows of the bfloat16 loss computed together: [CHUNK, n_items] float32 logits stay small
 # enough to be reused from cache while the product stays large enough to run at full speed.
 CHUNK = 512
-
-
-def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_precision(name: str) -> str:

@@ -78,7 +78,13 @@ def train(
     positions: Annotated[
         str, typer.Option(help="newest (last item = last position) or oldest (needs serve-len 0).")
     ] = _M.positions,
-    dim: Annotated[int, typer.Option(help="Embedding and hidden size d.")] = _M.dim,
+    dim: Annotated[
+        int | None,
+        typer.Option(
+            help="Embedding and hidden size d [from the data: 128 for large, dense data "
+            "(>= 500,000 interactions, >= 150 per item), else 64]."
+        ),
+    ] = None,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = _M.n_layers,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = _M.n_heads,
     dropout: Annotated[
@@ -115,7 +121,9 @@ def train(
     eval_users: Annotated[
         int, typer.Option(help="Validate on this many users (0 = all).")
     ] = _T.eval_users,
-    time_budget: Annotated[float, typer.Option(help="Stop after this many minutes.")] = 25.0,
+    time_budget: Annotated[
+        float, typer.Option(help="Training minutes; the schedule anneals within them.")
+    ] = 28.0,
     threads: Annotated[
         int, typer.Option(help="torch threads (2 on a 2-core machine).")
     ] = _T.threads,
@@ -163,7 +171,7 @@ def train(
             serve_len=serve_len,
             block=block,
             positions=positions,
-            dim=dim,
+            dim=_M.dim if dim is None else dim,
             n_layers=layers,
             n_heads=heads,
             dropout=_M.dropout if dropout is None else dropout,
@@ -195,7 +203,7 @@ def train(
             checkpoint_dir=checkpoint_dir or root / "checkpoints" / name,
             resume=resume,
             progress=progress,
-            auto=_left_open(max_len=max_len, dropout=dropout, eval_every=eval_every),
+            auto=_left_open(max_len=max_len, dim=dim, dropout=dropout, eval_every=eval_every),
         )
         # The index goes into the staged version: readers never see a version without it.
         add_index = (lambda staged: build_index(staged, trained.train_config)) if index else None
@@ -268,7 +276,10 @@ def bench_model(
     seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
     dtype: Annotated[
         str | None,
-        typer.Option(help="float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else float32]."),
+        typer.Option(
+            help="auto, float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else auto: bfloat16 "
+            "for d >= 96 on a CPU with native bfloat16]."
+        ),
     ] = None,
     backend: Annotated[
         str | None,

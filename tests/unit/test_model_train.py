@@ -52,7 +52,9 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
     assert trained.best_ndcg > 0.9
 
 
-@pytest.mark.parametrize(("block", "positions"), [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest")])
+@pytest.mark.parametrize(
+    ("block", "positions"), [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest")]
+)
 def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: str) -> None:
     torch.manual_seed(0)
     config = ModelConfig(
@@ -189,6 +191,16 @@ def test_resume_reproduces_dropout_and_bfloat16_training(tmp_path: Path) -> None
     resumed = train(data, shape, config, progress=False, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_early_stopping_waits_for_the_second_half_of_a_cosine_schedule() -> None:
+    # A rate too small to move any float32 weight: validation never improves after epoch 1.
+    frozen = {"epochs": 8, "batch_size": 16, "lr": 1e-12, "eval_every": 1, "patience": 1}
+    cosine = _fit(TrainConfig(**frozen, threads=1))  # type: ignore[arg-type]
+    assert cosine.best_epoch == 1 and cosine.stopped.startswith("early stop")
+    assert 4 < cosine.epochs_run < 8  # after the schedule's midpoint, before its end
+    constant = _fit(TrainConfig(**frozen, schedule="constant", threads=1))  # type: ignore[arg-type]
+    assert constant.epochs_run == 2 and constant.best_epoch == 1
 
 
 def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:

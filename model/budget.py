@@ -6,7 +6,8 @@ the epochs done — a pure function of the step, as before. Once the projection 
 time per step times the steps left, plus one validation) overruns the budget, the position
 follows the time instead: each step moves it by the step's share of the time left, so it
 reaches 1 when the budget runs out however fast the machine is, and every step corrects the
-estimate. A slower machine then trains fewer steps but still anneals fully.
+estimate. A slower machine then trains fewer steps but still anneals fully. The position is
+never behind the epochs' fraction, so a run that speeds up anneals by its last epoch.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ class BudgetSchedule:
             return self.position
         left = self.budget_s - reserve_s - (spent_s - step_s)  # before the last step
         share = 1.0 if left <= step_s else step_s / left
-        self.position = min(1.0, self.position + (1.0 - self.position) * share)
+        by_time = min(1.0, self.position + (1.0 - self.position) * share)
+        # Never behind the epochs: a run whose first steps were slow (a busy machine) and that
+        # then speeds up still anneals by its last epoch.
+        self.position = max(by_time, min(epoch / self.epochs, 1.0))
         return self.position
 
     def exhausted(self, spent_s: float, reserve_s: float) -> bool:

@@ -53,3 +53,17 @@ def test_training_stops_annealed_when_the_budget_binds_and_says_so() -> None:
     assert trained.epochs_run < 10_000
     assert trained.history[-1]["lr_position"] == pytest.approx(1.0, abs=0.01)
     assert "valid_ndcg@10" in trained.history[-1]  # validated where it stopped
+
+
+def test_a_run_that_speeds_up_after_the_budget_bound_still_anneals_by_its_last_epoch() -> None:
+    # The first 20 steps take 10 s (a busy machine): 40 epochs are projected at far over the
+    # budget. Then steps take 0.1 s and the 40 epochs end well inside it.
+    plan = BudgetSchedule(epochs=40, budget_s=1_000.0)
+    spent, last, steps_per_epoch = 0.0, 0.0, 50
+    total = plan.epochs * steps_per_epoch
+    for step in range(total):
+        position = plan.next_position(step / steps_per_epoch, spent, total - step, 0.0, last)
+        last = 10.0 if step < 20 else 0.1
+        spent += last
+    assert plan.timed and spent < 1_000.0
+    assert position == pytest.approx((total - 1) / total)  # the epochs' pace: annealed at the end

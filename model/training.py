@@ -273,9 +273,9 @@ def _train_step(
 
 
 def _may_stop(tc: TrainConfig, position: float) -> bool:
-    """Early stopping waits for the cosine's second half: validation often plateaus while the
-    rate is high and climbs again as it anneals (ML-100K: a plateau from epoch 8 to 22, the
-    best at 32 of 40), so a stop before then would throw the annealing away."""
+    """Early stopping counts only validations in the cosine's second half: validation often
+    plateaus while the rate is high and climbs again as it anneals (ML-100K: a plateau from
+    epoch 8 to 22, the best at 32 of 40), so a stop then would throw the annealing away."""
     return tc.schedule != "cosine" or position >= EARLY_STOP_FROM
 
 
@@ -285,7 +285,9 @@ def _track_best(
     if ndcg > run.best_ndcg:
         run.best_ndcg, run.best_epoch = ndcg, run.epochs_run
         return copy.deepcopy(run.model.state_dict()), 0
-    if bad + 1 >= run.train_config.patience and may_stop:
+    if not may_stop:  # validations before the midpoint do not count against the patience
+        return best, 0
+    if bad + 1 >= run.train_config.patience:
         run.stopped = f"early stop: no better validation NDCG@10 for {bad + 1} validations"
     return best, bad + 1
 

@@ -276,10 +276,7 @@ def bench_model(
     seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
     dtype: Annotated[
         str | None,
-        typer.Option(
-            help="auto, float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else auto: bfloat16 "
-            "for d >= 96 on a CPU with native bfloat16]."
-        ),
+        typer.Option(help="float32 or bfloat16 [RECSTREAM_ENCODER_DTYPE, else float32]."),
     ] = None,
     backend: Annotated[
         str | None,

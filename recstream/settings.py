@@ -71,9 +71,8 @@ class Settings(BaseSettings):
     # last event: inactive users stop costing memory, and come back as new users. 0: never.
     user_ttl_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
     # What the user encoder computes in: bfloat16 roughly halves a d >= 96 model's encoding
-    # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere. auto:
-    # bfloat16 for such a model on such a CPU, else float32.
-    encoder_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere.
+    encoder_dtype: Literal["float32", "bfloat16"] = "float32"
     # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx; faster on one
     # thread, needs no torch) or torch. auto: ONNX Runtime when the version has the file and
     # the dtype is float32, else torch.

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from recstream.artifacts import ArtifactError
-from recstream.model import serving
 from recstream.model.artifact import EMBEDDINGS, ITEM_IDS, WEIGHTS, load_artifact, save_artifact
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
@@ -111,19 +110,6 @@ def test_bfloat16_encoder_ranks_like_float32(version: Path) -> None:
     assert np.mean([len(set(x) & set(y)) / 3 for x, y in zip(top_a, top_b, strict=True)]) > 0.8
     with pytest.raises(ValueError, match="float32 or bfloat16"):
         Encoder.load(version, dtype="float16")
-
-
-def test_encoder_dtype_auto_picks_bfloat16_only_for_wide_models_on_native_cpus(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for native in (True, False):
-        monkeypatch.setattr(serving, "native_bfloat16", lambda native=native: native)
-        assert serving.resolve_dtype("auto", 128) == ("bfloat16" if native else "float32")
-        assert serving.resolve_dtype("auto", 64) == "float32"
-        assert serving.resolve_dtype("float32", 128) == "float32"
-        assert serving.resolve_dtype("bfloat16", 64) == "bfloat16"
-    with pytest.raises(ValueError, match="encoder dtype 'half' unknown"):
-        serving.resolve_dtype("half", 64)
 
 
 def test_encoder_skips_unknown_truncates_and_flags_cold_users(version: Path) -> None:

@@ -88,7 +88,7 @@ def train(
     """Train SASRec on ``interactions`` with a leave-one-out split; returns the best epoch's model.
 
     ``auto`` names settings to choose from the training data instead (see
-    :mod:`recstream.model.adapt`: max_len, dropout, eval_every); ignored on a warm start,
+    :mod:`recstream.model.adapt`: max_len, dim, dropout); ignored on a warm start,
     which keeps the old shape.
 
     With ``init_from`` (a loaded artifact) training starts from its weights: its config is kept
@@ -110,7 +110,7 @@ def train(
     adapted: dict[str, Any] = {}
     if auto and init_from is None:
         found = adapt.data_shape(split.train, len(sequences.vocab))
-        shape, schedule, chosen = adapt.apply(found, auto, shape, schedule)
+        shape, chosen = adapt.apply(found, auto, shape)
         adapted = {"shape": found.as_dict(), "chosen": chosen}
         log.info("chosen from the data: %s", json.dumps(adapted))
     config = dataclasses.replace(shape, n_items=len(sequences.vocab))

@@ -15,52 +15,42 @@ def shape_of(lengths: list[int], items: int) -> adapt.DataShape:
     return adapt.data_shape(tuple(np.arange(n) for n in lengths), items)
 
 
-def test_long_dense_histories_keep_the_long_defaults() -> None:
-    # ML-1M-like: long histories, 564,000 interactions, ~270 per item: wide.
+def test_large_dense_data_gets_the_wide_model() -> None:
+    # ML-1M-like: long histories, 564,000 interactions, ~270 per item.
     chosen = adapt.choose(shape_of([40, 100, 300, 500] * 600, 2100))
-    assert chosen == {"max_len": 100, "dim": 128, "dropout": 0.2, "eval_every": 2}
+    assert chosen == {"max_len": 100, "dim": 128, "dropout": 0.2}
     # As many interactions spread over five times the items: too sparse to widen.
-    assert adapt.choose(shape_of([40, 100, 300, 500] * 600, 10500))["dim"] == 64
+    sparse = adapt.choose(shape_of([40, 100, 300, 500] * 600, 10500))
+    assert sparse == {"max_len": 100, "dim": 64, "dropout": 0.1}
 
 
-def test_short_sparse_histories_get_short_windows_more_dropout_and_every_epoch() -> None:
-    # A shop: 5-10 interactions per user, ~26 per item.
+def test_short_histories_get_short_windows() -> None:
+    # A shop: 5-10 interactions per user.
     shape = shape_of([5, 6, 8, 8, 8] * 300, 400)
     assert shape.length_p90 == 8 and shape.per_item == pytest.approx(26.25)
-    assert adapt.choose(shape) == {"max_len": 10, "dim": 64, "dropout": 0.3, "eval_every": 1}
-
-
-def test_middling_data_gets_the_dense_dropout() -> None:
-    chosen = adapt.choose(shape_of([30, 60, 150, 230] * 25, 100))  # 117.5 per item
-    assert chosen == {"max_len": 100, "dim": 64, "dropout": 0.2, "eval_every": 1}
+    assert adapt.choose(shape) == {"max_len": 10, "dim": 64, "dropout": 0.1}
     assert adapt.choose(shape_of([20, 25] * 10, 10))["max_len"] == 30  # p90 25 (+1) -> 30
 
 
 def test_apply_changes_only_what_is_left_open() -> None:
     shape = shape_of([5, 8] * 100, 50)
-    model, train_config, chosen = adapt.apply(
-        shape, frozenset({"dropout"}), ModelConfig(), TrainConfig()
-    )
-    assert chosen == {"dropout": 0.3}
-    assert model.dropout == 0.3 and model.max_len == ModelConfig().max_len
-    assert train_config == TrainConfig()
+    model, chosen = adapt.apply(shape, frozenset({"max_len"}), ModelConfig(dropout=0.4))
+    assert chosen == {"max_len": 10}
+    assert model == ModelConfig(max_len=10, dropout=0.4)
     with pytest.raises(ValueError, match=r"cannot choose \['n_layers'\]"):
-        adapt.apply(shape, frozenset({"n_layers"}), ModelConfig(), TrainConfig())
+        adapt.apply(shape, frozenset({"n_layers"}), ModelConfig())
 
 
 def test_train_records_what_it_chose() -> None:
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", f"i{rng.integers(30)}", t, "click") for u in range(60) for t in range(7)]
-    small = ModelConfig(dim=16, n_layers=1)
     trained = train(
         Interactions.from_rows(rows),
-        small,
+        ModelConfig(dim=16, n_layers=1),
         TrainConfig(epochs=1, threads=1),
         progress=False,
         auto=frozenset(adapt.ADAPTABLE),
     )
-    chosen = {"max_len": 10, "dim": 64, "dropout": 0.3, "eval_every": 1}
-    assert trained.adapted["chosen"] == chosen
+    assert trained.adapted["chosen"] == {"max_len": 10, "dim": 64, "dropout": 0.1}
     assert trained.adapted["shape"]["length_p90"] == 5.0  # 7 items, 2 held out
     assert trained.model_config.max_len == 10 and trained.model_config.dim == 64
-    assert trained.train_config.eval_every == 1

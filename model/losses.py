@@ -12,7 +12,7 @@
 
 ``ce`` in ``bfloat16`` multiplies in bfloat16 (fp32 accumulation) and keeps the softmax in
 float32, a chunk of rows at a time: on a CPU with native bfloat16 the three catalogue-sized
-products of a step take a third of their float32 time (docs/model.md, "Training precision").
+products of a step take a third of their float32 time (docs/model.md, "Training speed").
 """
 
 from __future__ import annotations

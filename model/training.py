@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # artifact.py imports this module
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
-# The cosine schedule's position (0 -> 1) before which early stopping never stops a run.
+# The cosine schedule's position (0 -> 1) before which validations do not count against
+# the patience: early stopping never cuts a run before it.
 EARLY_STOP_FROM = 0.5
 
 

@@ -170,7 +170,7 @@ class _Dropout(nn.Module):
 
     def __init__(self, rate: float, noise: _Noise) -> None:
         super().__init__()
-        self.threshold = round(rate * 256)
+        self.threshold = min(round(rate * 256), 255)  # a rate near 1 still keeps 1/256
         self.scale = 256 / (256 - self.threshold)
         self.noise = noise
 

@@ -158,6 +158,8 @@ def test_dropout_masks_are_seeded_scaled_and_off_in_eval() -> None:
     assert abs(dropped - 51 / 256) < 0.01  # 0.2 rounds to 51/256
     assert abs(float(first.mean()) - 1.0) < 0.02  # kept values are scaled: the mean holds
     assert torch.equal(model.eval().dropout(x), x)
+    nearly_all = SASRec(ModelConfig(n_items=N_ITEMS, max_len=8, dim=32, dropout=0.999)).train()
+    assert torch.isfinite(nearly_all.dropout(x)).all()
 
 
 def test_training_is_deterministic_and_resume_continues_exactly(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from recstream.model.config import ModelConfig
 from recstream.model.layout import (
     CONFIG,
     EMBEDDINGS,
+    ENCODER_INT8,
     ENCODER_ONNX,
     ITEM_IDS,
     KIND,
@@ -46,7 +47,7 @@ from recstream.model.layout import (
     read_config,
     read_item_ids,
 )
-from recstream.model.onnx_export import export_encoder
+from recstream.model.onnx_export import export_encoders
 from recstream.model.sasrec import SASRec
 from recstream.model.training import Trained
 
@@ -79,7 +80,7 @@ def save_artifact(
     so that readers see the version only when it is complete.
     """
     extra = dict(extra_files or {})
-    clash = sorted(set(extra) & {*MODEL_FILES, ENCODER_ONNX, MANIFEST})
+    clash = sorted(set(extra) & {*MODEL_FILES, ENCODER_ONNX, ENCODER_INT8, MANIFEST})
     if clash:
         raise ValueError(f"extra files {clash} would replace the model's own files")
     staged = staging_dir(root)
@@ -88,7 +89,7 @@ def save_artifact(
         for name, data in extra.items():
             (staged / name).write_bytes(data)
         # The encoder for ONNX Runtime: serving without torch, and faster (docs/streams.md).
-        onnx = [ENCODER_ONNX] if export_encoder(trained.model, staged / ENCODER_ONNX) else []
+        onnx = export_encoders(trained.model, staged)
         write_manifest(
             staged,
             [*MODEL_FILES, *onnx, *extra],

@@ -9,6 +9,7 @@ from pathlib import Path
 from recstream.artifacts import (
     CONFIG,
     EMBEDDINGS,
+    ENCODER_INT8,
     ENCODER_ONNX,
     ITEM_IDS,
     METRICS,
@@ -21,6 +22,7 @@ from recstream.model.config import ModelConfig
 __all__ = [
     "CONFIG",
     "EMBEDDINGS",
+    "ENCODER_INT8",
     "ENCODER_ONNX",
     "ITEM_IDS",
     "KIND",

@@ -13,6 +13,7 @@ from recstream.model.histories import HistoryEncoder
 from recstream.model.layout import (
     CONFIG,
     EMBEDDINGS,
+    ENCODER_INT8,
     ENCODER_ONNX,
     ITEM_IDS,
     METRICS,
@@ -20,12 +21,15 @@ from recstream.model.layout import (
     read_item_ids,
 )
 
-SERVED_FILES = (CONFIG, ITEM_IDS, EMBEDDINGS, METRICS, ENCODER_ONNX)
+SERVED_FILES = (CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
+# The exported encoder file of each dtype ONNX Runtime serves.
+ONNX_FILES = {"float32": ENCODER_ONNX, "int8": ENCODER_INT8}
 
 
-def onnx_available(version_dir: Path) -> bool:
-    """True when the version has an exported encoder and ONNX Runtime is installed."""
-    if not (version_dir / ENCODER_ONNX).is_file():
+def onnx_available(version_dir: Path, dtype: str = "float32") -> bool:
+    """True when the version has the encoder exported in ``dtype`` and ONNX Runtime is
+    installed."""
+    if not (version_dir / ONNX_FILES[dtype]).is_file():
         return False
     try:
         import onnxruntime  # noqa: F401
@@ -35,17 +39,18 @@ def onnx_available(version_dir: Path) -> bool:
 
 
 class OnnxEncoder(HistoryEncoder):
-    """A verified version's exported encoder. Build it with :meth:`load`."""
+    """A verified version's exported encoder, float32 or int8. Build it with :meth:`load`."""
 
-    dtype = "float32"
-
-    def __init__(self, version_dir: Path, threads: int = 1) -> None:
+    def __init__(self, version_dir: Path, threads: int = 1, dtype: str = "float32") -> None:
         import onnxruntime
 
+        if dtype not in ONNX_FILES:
+            raise ValueError(f"dtype {dtype!r}: ONNX Runtime serves {' or '.join(ONNX_FILES)}")
+        self.dtype = dtype
         # Every file the version lists, weights included: a damaged version is refused
         # whichever backend serves it.
         listed = verify_manifest(version_dir)["files"]
-        missing = [name for name in SERVED_FILES if name not in listed]
+        missing = [name for name in (*SERVED_FILES, ONNX_FILES[dtype]) if name not in listed]
         if missing:
             raise ArtifactError(f"{version_dir}: {', '.join(missing)} not listed in the manifest")
         config = read_config(version_dir / CONFIG)
@@ -58,15 +63,15 @@ class OnnxEncoder(HistoryEncoder):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            str(version_dir / ENCODER_ONNX), options, providers=["CPUExecutionProvider"]
+            str(version_dir / ONNX_FILES[dtype]), options, providers=["CPUExecutionProvider"]
         )
 
     @classmethod
-    def load(cls, path: Path, threads: int = 1) -> OnnxEncoder:
+    def load(cls, path: Path, threads: int = 1, dtype: str = "float32") -> OnnxEncoder:
         """A version directory, or the newest version under a root."""
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
-        return cls(resolve_version(Path(path)), threads)
+        return cls(resolve_version(Path(path)), threads, dtype)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(["vec"], {"seq": batch})[0], dtype=np.float32)

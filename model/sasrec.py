@@ -112,32 +112,38 @@ class _Block(nn.Module):
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
         b, t, d = x.shape
         h, dh = self.n_heads, d // self.n_heads
-        normed = self.norm1(x)
-        base, kv_in = (normed, x) if self.kang else (x, normed)  # residual base, key/value input
-        # The rows of the fused projection are [query; key; value].
-        w_q, w_kv = self.qkv.weight.split([d, 2 * d])
-        b_q, b_kv = self.qkv.bias.split([d, 2 * d])
+        rows = torch.arange(b, device=x.device)
+
+        def at(y: Tensor) -> Tensor:  # the query positions: all, or each row's last
+            return y if last is None else y[rows, last].unsqueeze(1)
+
+        def heads(y: Tensor) -> Tensor:  # [B, T, D] -> [B, H, T, Dh]
+            return y.view(b, -1, h, dh).transpose(1, 2)
+
+        # Keys and values for every position, queries only where asked: the served last block
+        # does a third of the arithmetic. Kang's keys and values read the raw x, so there it
+        # normalises the query rows alone.
+        kv_in = x if self.kang else self.norm1(x)
+        normed = self.norm1(at(x)) if self.kang else at(kv_in)  # the query input
+        base = normed if self.kang else at(x)  # the residual base
+        # The rows of the fused projection are [query; key; value]. Sizes from the layer, not
+        # from x, and one product per part: an exported graph then multiplies by constant
+        # weights (which int8 quantisation can quantise) and splits no activations.
+        w_q, w_k, w_v = self.qkv.weight.split(self.proj.in_features)
+        b_q, b_k, b_v = self.qkv.bias.split(self.proj.in_features)
+        q = heads(functional.linear(normed, w_q, b_q))  # [B, H, Tq, Dh]
+        k = heads(functional.linear(kv_in, w_k, b_k))  # [B, H, T, Dh]
+        v = heads(functional.linear(kv_in, w_v, b_v))
         # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
         # costs a third of a training step; dropout on the residual branches regularises enough.
         if last is None:
-            if self.kang:
-                q = functional.linear(normed, w_q, b_q).view(b, t, h, dh).transpose(1, 2)
-                k, v = functional.linear(x, w_kv, b_kv).view(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
-            else:
-                q, k, v = self.qkv(normed).view(b, t, 3, h, dh).permute(2, 0, 3, 1, 4)  # [B,H,T,Dh]
             a = functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, Dh]
         else:
-            # Keys and values for every position, the query for one: a third less arithmetic.
-            k, v = functional.linear(kv_in, w_kv, b_kv).view(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
-            rows = torch.arange(b, device=x.device)
-            q = functional.linear(normed[rows, last], w_q, b_q).view(b, h, 1, dh)  # [B, H, 1, Dh]
-            base = base[rows, last].unsqueeze(1)  # [B, 1, D]
             seen = torch.arange(t, device=x.device) <= last[:, None]  # [B, T]
             a = functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
         attended = self.proj(a.transpose(1, 2).reshape(b, -1, d))  # [B, Tq, D]
         if self.gates is not None:
-            query_in = normed if last is None else normed[rows, last].unsqueeze(1)
-            x = base + self.dropout(torch.sigmoid(self.gates[0](query_in)) * attended)
+            x = base + self.dropout(torch.sigmoid(self.gates[0](normed)) * attended)
             normed2 = self.norm2(x)
             return x + self.dropout(torch.sigmoid(self.gates[1](normed2)) * self.ff(normed2))
         x = base + self.dropout(attended)

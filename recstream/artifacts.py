@@ -28,6 +28,7 @@ ITEM_IDS = "item_ids.json"
 EMBEDDINGS = "item_embeddings.npy"
 METRICS = "metrics.json"
 ENCODER_ONNX = "encoder.onnx"  # optional: versions published before it lack it
+ENCODER_INT8 = "encoder.int8.onnx"  # optional: its int8 copy, when that ranks like torch
 MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
 INDEX_LINK = "index"  # the version's current index generation (index/artifact.py writes it)
 _VERSION_RE = re.compile(r"^v(\d+)$")

@@ -70,12 +70,13 @@ class Settings(BaseSettings):
     # A user's keys in Redis (state, latest list, served lists) expire this long after their
     # last event: inactive users stop costing memory, and come back as new users. 0: never.
     user_ttl_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
-    # What the user encoder computes in: bfloat16 roughly halves a d >= 96 model's encoding
-    # time on CPUs with native bfloat16 (AVX512-BF16, AMX) and is slow elsewhere.
-    encoder_dtype: Literal["float32", "bfloat16"] = "float32"
-    # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx; faster on one
-    # thread, needs no torch) or torch. auto: ONNX Runtime when the version has the file and
-    # the dtype is float32, else torch.
+    # What the user encoder computes in. int8 (ONNX Runtime, the version's encoder.int8.onnx,
+    # published when it ranks like torch) is the fastest on one thread; bfloat16 (torch) helps
+    # only large batches on CPUs with native bfloat16. auto: int8, else float32.
+    encoder_dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx or its int8 copy;
+    # faster on one thread, needs no torch) or torch. auto: ONNX Runtime when the version has
+    # the file for the dtype, else torch.
     encoder_backend: Literal["auto", "onnx", "torch"] = "auto"
     # Retrieval and re-ranking: candidates fetched from the index, then MMR down to top_k.
     candidates: int = Field(default=100, ge=1, le=10_000)

@@ -1,5 +1,6 @@
-"""The encoder exported at publish time: same vectors as torch, verified like every other file,
-chosen by RECSTREAM_ENCODER_BACKEND, and never published when it does not reproduce torch."""
+"""The encoder exported at publish time: same vectors as torch (its int8 copy: the same rankings),
+verified like every other file, chosen by RECSTREAM_ENCODER_BACKEND and RECSTREAM_ENCODER_DTYPE,
+and never published when it does not match torch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from recstream.model import onnx_export
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.encoder import Encoder
-from recstream.model.layout import ENCODER_ONNX
+from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX
 from recstream.model.onnx_encoder import OnnxEncoder
 from recstream.model.serving import load_encoder
 from recstream.model.training import Trained, train
@@ -65,7 +66,7 @@ def test_onnx_runtime_reproduces_torch_for_every_layout(
 
 def test_version_publishes_the_encoder_in_its_manifest(version: Path) -> None:
     manifest = json.loads((version / "manifest.json").read_text())
-    assert ENCODER_ONNX in manifest["files"]
+    assert {ENCODER_ONNX, ENCODER_INT8} <= set(manifest["files"])
     encoder = OnnxEncoder.load(version.parent)  # the root resolves to the newest version
     reference = Encoder.load(version)
     histories = _histories(reference.item_ids)
@@ -84,13 +85,77 @@ def test_an_altered_encoder_file_is_refused(version: Path) -> None:
         OnnxEncoder.load(version)
 
 
-def test_backend_choice(version: Path) -> None:
-    assert isinstance(load_encoder(version), OnnxEncoder)
+def _top(encoder: Encoder | OnnxEncoder, histories: list[list[str]], k: int = 5) -> np.ndarray:
+    scores = encoder.encode(histories) @ encoder.item_embeddings().T
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def test_the_int8_encoder_ranks_like_torch(version: Path) -> None:
+    reference, encoder = Encoder.load(version), OnnxEncoder.load(version, dtype="int8")
+    assert encoder.dtype == "int8"
+    histories = _histories(reference.item_ids)
+    got, want = encoder.encode(histories), reference.encode(histories)
+    assert not got[-3].any() and not got[-2].any()  # nothing known: zero vector, as in torch
+    cosine = (got * want).sum(1) / np.maximum(
+        np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1), 1e-12
+    )
+    known = np.linalg.norm(want, axis=1) > 0
+    assert cosine[known].min() > 0.99, cosine
+    # Publishing required >= INT8_MIN_AGREEMENT of top-10 items kept on random histories.
+    kept = [len(set(a) & set(b)) / 5 for a, b in
+            zip(_top(encoder, histories), _top(reference, histories), strict=True)]  # fmt: skip
+    assert np.mean(kept) >= onnx_export.INT8_MIN_AGREEMENT
+
+
+def test_an_altered_int8_encoder_is_refused(version: Path) -> None:
+    path = version / ENCODER_INT8
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ArtifactError, match=r"encoder\.int8\.onnx"):
+        load_encoder(version, "auto", "int8")
+
+
+def test_backend_and_dtype_choice(version: Path) -> None:
+    best = load_encoder(version)  # auto, auto: the fastest the version has
+    assert isinstance(best, OnnxEncoder) and best.dtype == "int8"
+    exact = load_encoder(version, "onnx", "float32")
+    assert isinstance(exact, OnnxEncoder) and exact.dtype == "float32"
     assert isinstance(load_encoder(version, "torch"), Encoder)
-    assert isinstance(load_encoder(version, "auto", "bfloat16"), Encoder)  # onnx is float32
-    with pytest.raises(ValueError, match="backend 'tensorrt' unknown"):
-        load_encoder(version, "tensorrt")
-    (version / ENCODER_ONNX).unlink()  # as in versions published before the export existed
+    assert isinstance(load_encoder(version, "auto", "bfloat16"), Encoder)  # bfloat16 is torch's
+    for backend, dtype, error in [
+        ("tensorrt", "auto", "backend 'tensorrt' unknown"),
+        ("auto", "float16", "dtype 'float16' unknown"),
+        ("torch", "int8", "int8 encoding runs on ONNX Runtime"),
+        ("onnx", "bfloat16", "bfloat16 encoding runs on torch"),
+    ]:
+        with pytest.raises(ValueError, match=error):
+            load_encoder(version, backend, dtype)
+
+
+def test_a_version_without_int8_serves_float32_or_refuses_int8_by_name(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recstream.model.artifact import save_artifact
+
+    monkeypatch.setattr(onnx_export, "INT8_MIN_AGREEMENT", 1.01)  # no copy ranks well enough
+    version = save_artifact(trained, tmp_path, {"name": "toy", "path": ""})
+    assert not (version / ENCODER_INT8).exists() and (version / ENCODER_ONNX).exists()
+    encoder = load_encoder(version)
+    assert isinstance(encoder, OnnxEncoder) and encoder.dtype == "float32"
+    with pytest.raises(ArtifactError, match=r"encoder\.int8\.onnx"):
+        load_encoder(version, "auto", "int8")
+
+
+def test_a_version_without_onnx_encodes_with_torch(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recstream.model.artifact import save_artifact
+
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(onnx_export, "_export_bytes", broken)  # as before the export existed
+    version = save_artifact(trained, tmp_path, {"name": "toy", "path": ""})
+    assert not (version / ENCODER_ONNX).exists() and not (version / ENCODER_INT8).exists()
     assert isinstance(load_encoder(version), Encoder)
     with pytest.raises(ArtifactError, match=r"encoder\.onnx"):
         load_encoder(version, "onnx")
@@ -140,8 +205,12 @@ def test_real_histories_give_the_same_vectors_and_the_same_lists(tmp_path: Path)
     np.testing.assert_allclose(got, want, atol=1e-4)
     index = build(torch_encoder.item_embeddings(), list(torch_encoder.item_ids), metric="ip")
     requests = [Request(h, set(h)) for h in real]
+    int8_encoder = OnnxEncoder.load(version, dtype="int8")
     lists = [ModelRecommender(e, index, 100, 0.7).recommend(requests, 10)
-             for e in (torch_encoder, onnx_encoder)]  # fmt: skip
-    same = sum([i for i, _ in a] == [i for i, _ in b] for a, b in zip(*lists, strict=True))
+             for e in (torch_encoder, onnx_encoder, int8_encoder)]  # fmt: skip
+    same = sum([i for i, _ in a] == [i for i, _ in b] for a, b in zip(*lists[:2], strict=True))
     # Vectors equal to 1e-4 can only swap two candidates whose scores tie that closely.
     assert same >= 0.99 * len(users), f"{same} of {len(users)} lists identical"
+    kept = [len({i for i, _ in a} & {i for i, _ in b}) / 10
+            for a, b in zip(lists[0], lists[2], strict=True)]  # fmt: skip
+    assert np.mean(kept) >= 0.9, f"int8 lists keep {np.mean(kept):.3f} of torch's items"

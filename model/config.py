@@ -10,7 +10,7 @@ from typing import Any
 
 LOSSES = ("ce", "sampled", "gbce")
 SCHEDULES = ("cosine", "constant")
-BLOCKS = ("pre", "kang", "ligr")
+BLOCKS = ("pre", "kang", "ligr", "hstu")
 POSITIONS = ("newest", "oldest")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 
@@ -41,6 +41,7 @@ class ModelConfig:
     serve_len: int = 50
     # "pre": pre-norm transformer blocks; "kang": the SASRec paper code's block layout;
     # "ligr": pre-norm with sigmoid-gated residual branches (LiGR, as in eSASRec).
+    # "hstu": HSTU layers (pointwise SiLU attention with a learned bias by distance, gated).
     block: str = "kang"
     # "newest": the newest item always has the last position (any shorter history is a valid
     # input, so serve_len can cut it); "oldest": positions count from the window's oldest item.

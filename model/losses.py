@@ -62,7 +62,7 @@ def next_item_loss(
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} unknown; expected float32 or bfloat16")
     if kind == "ce" and precision == "bfloat16":
-        return _FusedCE.apply(hidden, items, targets, weights, exclude, torch.bfloat16)
+        return _FusedCE.apply(hidden, items, targets, weights, exclude)
     if kind == "ce":
         return full_softmax_ce(hidden, items, targets, weights, exclude)
     sampled = torch.randint(0, items.shape[0], (negatives,), generator=generator)  # [K]
@@ -89,8 +89,8 @@ def full_softmax_ce(
 
 
 class _FusedCE(torch.autograd.Function):
-    """``full_softmax_ce`` with the products in ``dtype`` (bfloat16), one chunk of rows at a
-    time. (In float32 the same scheme is no faster than ``full_softmax_ce``.)
+    """``full_softmax_ce`` with the products in bfloat16, one chunk of rows at a time. (In
+    float32 the same scheme is no faster than ``full_softmax_ce``.)
 
     The loss is the graph's last node, so the gradients are computed with it: each chunk's
     logits are made, turned into softmax − one-hot and multiplied back while still in cache,
@@ -105,8 +105,8 @@ class _FusedCE(torch.autograd.Function):
         targets: Tensor,
         weights: Tensor,
         exclude: Tensor | None,
-        dtype: torch.dtype,
     ) -> Tensor:
+        dtype = torch.bfloat16
         share = weights / weights.sum().clamp_min(1e-12)  # [N]: each row's part of the mean
         low_h, low_items = hidden.to(dtype), items.to(dtype)
         grad_h, grad_items = torch.empty_like(hidden), torch.zeros_like(items)
@@ -136,7 +136,7 @@ class _FusedCE(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, upstream: Tensor
     ) -> tuple[Tensor | None, ...]:
         grad_h, grad_items = ctx.saved_tensors  # type: ignore[attr-defined]
-        return grad_h * upstream, grad_items * upstream, None, None, None, None
+        return grad_h * upstream, grad_items * upstream, None, None, None
 
 
 def sampled_softmax(

@@ -32,10 +32,7 @@ class SASRec(nn.Module):
         self.positions = nn.Embedding(config.max_len, config.dim)
         self.noise = _Noise()
         self.dropout = _Dropout(config.dropout, self.noise)
-        self.blocks = nn.ModuleList(
-            _Block(config.dim, config.n_heads, _Dropout(config.dropout, self.noise), config.block)
-            for _ in range(config.n_layers)
-        )
+        self.blocks = nn.ModuleList(_block(config, self.noise) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.dim)
         nn.init.xavier_normal_(self.items.weight)
         nn.init.xavier_normal_(self.positions.weight)
@@ -83,6 +80,13 @@ class SASRec(nn.Module):
             pos = ((self.max_len - lengths)[:, None] + t).clamp_max(self.max_len - 1)  # [B, T]
         x = self.items(seq) * self.scale + self.positions(pos)  # [B, T, D]
         return self.dropout(x) * valid.unsqueeze(-1), lengths
+
+
+def _block(config: ModelConfig, noise: _Noise) -> nn.Module:
+    dropout = _Dropout(config.dropout, noise)
+    if config.block == "hstu":
+        return _HSTUBlock(config.dim, config.n_heads, config.max_len, dropout)
+    return _Block(config.dim, config.n_heads, dropout, config.block)
 
 
 class _Block(nn.Module):
@@ -151,6 +155,60 @@ class _Block(nn.Module):
             x = self.norm2(x)
             return x + self.dropout(self.ff(x))
         return x + self.dropout(self.ff(self.norm2(x)))
+
+
+class _HSTUBlock(nn.Module):
+    """An HSTU layer (J. Zhai et al., "Actions Speak Louder than Words", ICML 2024): one
+    projection gives a gate U, values V, queries Q and keys K (each through SiLU); attention is
+    pointwise, SiLU(QK^T + a learned bias by distance) over a constant length instead of a
+    softmax, normalised, gated by U and projected back. No feed-forward layer. Pre-norm, with
+    the same ``last`` option as :class:`_Block`.
+    """
+
+    def __init__(self, dim: int, n_heads: int, max_len: int, dropout: _Dropout) -> None:
+        super().__init__()
+        self.n_heads, self.max_len = n_heads, max_len
+        self.norm = nn.LayerNorm(dim)
+        self.uvqk = nn.Linear(dim, 4 * dim)
+        self.distance_bias = nn.Embedding(max_len, n_heads)  # [distance, head]
+        self.attended_norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+        nn.init.zeros_(self.distance_bias.weight)
+
+    def forward(self, x: Tensor, last: Tensor | None = None) -> Tensor:
+        """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
+        b, t, d = x.shape
+        h, dh = self.n_heads, d // self.n_heads
+        rows, positions = torch.arange(b, device=x.device), torch.arange(t, device=x.device)
+
+        def heads(y: Tensor) -> Tensor:  # [B, T, D] -> [B, H, T, Dh]
+            return y.view(b, -1, h, dh).transpose(1, 2)
+
+        normed = self.norm(x)
+        query_in = normed if last is None else normed[rows, last].unsqueeze(1)  # [B, Tq, D]
+        parts = zip(self.uvqk.weight.split(self.out.in_features),
+                    self.uvqk.bias.split(self.out.in_features), strict=True)  # fmt: skip
+        (w_u, b_u), (w_v, b_v), (w_q, b_q), (w_k, b_k) = parts
+        u = functional.silu(functional.linear(query_in, w_u, b_u))  # [B, Tq, D]
+        q = heads(functional.silu(functional.linear(query_in, w_q, b_q)))  # [B, H, Tq, Dh]
+        k = heads(functional.silu(functional.linear(normed, w_k, b_k)))  # [B, H, T, Dh]
+        v = heads(functional.silu(functional.linear(normed, w_v, b_v)))
+        # The bias by distance from the query back to each key; a negative distance is the
+        # future (and the padding after a history), left out.
+        if last is None:
+            distance = positions[:, None] - positions  # [T, T]
+            bias = self.distance_bias(distance.clamp(0, self.max_len - 1)).permute(2, 0, 1)
+            future = distance < 0  # bias [H, T, T]
+        else:
+            distance = (last[:, None] - positions)[:, None]  # [B, 1, T]
+            bias = self.distance_bias(distance.clamp(0, self.max_len - 1)).permute(0, 3, 1, 2)
+            future = (distance < 0)[:, None]  # bias [B, H, 1, T], future [B, 1, 1, T]
+        weights = functional.silu(q @ k.transpose(-1, -2) + bias).masked_fill(future, 0.0)
+        attended = (weights / self.max_len) @ v  # [B, H, Tq, Dh]
+        attended = attended.transpose(1, 2).reshape(b, -1, d)  # [B, Tq, D]
+        y = self.out(self.dropout(self.attended_norm(attended) * u))
+        return (x if last is None else x[rows, last].unsqueeze(1)) + y
 
 
 class _Noise:

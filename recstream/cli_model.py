@@ -71,8 +71,8 @@ def train(
     block: Annotated[
         str,
         typer.Option(
-            help="pre (pre-norm blocks), kang (the SASRec paper's layout) or ligr "
-            "(gated residual branches)."
+            help="pre (pre-norm blocks), kang (the SASRec paper's layout), ligr "
+            "(gated residual branches) or hstu (HSTU layers)."
         ),
     ] = _M.block,
     positions: Annotated[

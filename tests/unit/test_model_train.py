@@ -53,7 +53,8 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("block", "positions"), [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest")]
+    ("block", "positions"),
+    [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest"), ("hstu", "newest")],
 )
 def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: str) -> None:
     torch.manual_seed(0)
@@ -61,6 +62,10 @@ def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: st
         n_items=20, max_len=6, dim=16, n_heads=2, block=block, positions=positions, serve_len=0
     )
     model = SASRec(config).eval()
+    with torch.no_grad():  # HSTU's bias by distance starts at zero: make it matter
+        for name, parameter in model.named_parameters():
+            if "distance_bias" in name:
+                parameter.normal_()
     seq = torch.tensor([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
     with torch.no_grad():
         full = model(seq)  # [2, 5, D]

@@ -50,7 +50,9 @@ def _histories(ids: tuple[str, ...]) -> list[list[str]]:
     return [long[:k] for k in range(1, 20)] + [["nope", ids[1]], [], ["nope"], long]
 
 
-@pytest.mark.parametrize(("block", "positions"), [("pre", "oldest"), ("kang", "newest")])
+@pytest.mark.parametrize(
+    ("block", "positions"), [("pre", "oldest"), ("kang", "newest"), ("hstu", "newest")]
+)
 def test_onnx_runtime_reproduces_torch_for_every_layout(
     block: str, positions: str, tmp_path: Path
 ) -> None:

@@ -19,6 +19,13 @@ from recstream.model.sequences import Split, pad_right
 
 K = 10
 SAMPLED_NEGATIVES = 100
+# The co-occurrence baseline: items up to WINDOW positions apart co-occur; each item keeps its
+# NEIGHBOURS most similar; a user's scores sum over the RECENT newest history items, the k-th
+# newest weighted DECAY**k. Chosen on ML-1M's validation split (docs/model.md).
+WINDOW = 5
+NEIGHBOURS = 200
+RECENT = 20
+DECAY = 0.7
 
 
 @dataclass(frozen=True)
@@ -58,21 +65,80 @@ def model_scores(
 
 def popularity_scores(task: EvalTask, batch: int = 256) -> Iterator[Any]:
     """The most-popular recommender: the same ranking of all items for every user."""
+    row = torch.from_numpy(_popularity_order(task))
+    for start in range(0, len(task.inputs), batch):
+        yield row.expand(min(batch, len(task.inputs) - start), -1).clone()
+
+
+def _popularity_order(task: EvalTask) -> np.ndarray:
+    """[n_items] float32 distinct scores n..1 by how often the inputs hold each item."""
     counts = np.zeros(task.n_items, dtype=np.int64)
     for history in task.inputs:
         np.add.at(counts, history - 1, 1)
     order = np.lexsort((np.arange(task.n_items), -counts))  # ties: lower index first
     score = np.empty(task.n_items, dtype=np.float32)
     score[order] = np.arange(task.n_items, 0, -1)  # distinct integers: no ties
-    row = torch.from_numpy(score)
+    return score
+
+
+def cooccurrence_scores(task: EvalTask, batch: int = 256) -> Iterator[Any]:
+    """Item-to-item co-occurrence (item-kNN), the usual simple alternative to a sequential
+    model: items within :data:`WINDOW` positions of each other in any user's history are
+    similar by the cosine of their counts; an item's score for a user sums its similarity to
+    the user's :data:`RECENT` newest items, newer ones weighted more (:data:`DECAY`), over the
+    :data:`NEIGHBOURS` most similar of each."""
+    starts, neighbours, similarity = _cooccurrence(task.inputs, task.n_items)
+    # Far below any similarity (the smallest is 1 / the largest item count): it orders only
+    # the items no recent item co-occurs with, by popularity, instead of leaving them tied.
+    tiebreak = _popularity_order(task) / task.n_items * 1e-7
     for start in range(0, len(task.inputs), batch):
-        yield row.expand(min(batch, len(task.inputs) - start), -1).clone()
+        histories = task.inputs[start : start + batch]
+        out = np.tile(tiebreak, (len(histories), 1))
+        for row, history in enumerate(histories):
+            for age, item in enumerate(history[::-1][:RECENT] - 1):
+                span = slice(starts[item], starts[item + 1])
+                out[row, neighbours[span]] += similarity[span] * DECAY**age
+        yield torch.from_numpy(out)
+
+
+def _cooccurrence(
+    histories: Sequence[np.ndarray], n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each item's :data:`NEIGHBOURS` most similar items, as CSR arrays over 0-based rows:
+    ``neighbours[starts[i]:starts[i + 1]]`` and their cosine ``similarity``."""
+    pairs = []
+    for history in histories:
+        h = np.asarray(history, dtype=np.int64) - 1
+        for offset in range(1, min(WINDOW, len(h) - 1) + 1):
+            pairs += [h[:-offset] * n_items + h[offset:], h[offset:] * n_items + h[:-offset]]
+    codes, counts = np.unique(np.concatenate(pairs) if pairs else np.zeros(0, np.int64),
+                              return_counts=True)  # fmt: skip
+    a, b = np.divmod(codes, n_items)
+    keep = a != b
+    a, b, counts = a[keep], b[keep], counts[keep]
+    frequency = np.bincount(np.concatenate(histories) - 1, minlength=n_items).astype(np.float64)
+    cosine = counts / np.sqrt(frequency[a] * frequency[b])
+    order = np.lexsort((-cosine, a))  # by item, most similar first
+    a, b, cosine = a[order], b[order], cosine[order]
+    first = np.searchsorted(a, np.arange(n_items))
+    top = np.arange(len(a)) - first[a] < NEIGHBOURS
+    a, b, cosine = a[top], b[top], cosine[top]
+    starts = np.searchsorted(a, np.arange(n_items + 1))
+    return starts, b, cosine.astype(np.float32)
 
 
 def evaluate(
     scores: Iterator[Any], task: EvalTask, features: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
     """All figures of ``evaluate --json`` for one recommender's ``scores`` batches."""
+    return evaluate_ranks(scores, task, features, seed)[0]
+
+
+def evaluate_ranks(
+    scores: Iterator[Any], task: EvalTask, features: np.ndarray, seed: int = 0
+) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`evaluate`'s figures and each user's 0-based rank of the target (history
+    excluded), for paired comparisons."""
     rng = np.random.default_rng(seed)
     ranks, unmasked, sampled, tops = [], [], [], []
     start = 0
@@ -86,7 +152,8 @@ def evaluate(
         tops.append(torch.topk(batch, min(K, task.n_items), dim=1).indices.numpy())
         sampled.append(_sampled_ranks(batch, inputs, targets, target_scores, rng))
         start = end
-    return _summary(task, ranks, unmasked, sampled, tops, features)
+    summary = _summary(task, ranks, unmasked, sampled, tops, features)
+    return summary, np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 
 def _exclude_history(

@@ -19,11 +19,13 @@ def hit_rate(ranks: np.ndarray, k: int) -> float:
 
 
 def ndcg(ranks: np.ndarray, k: int) -> float:
-    """Mean NDCG@k with one relevant item per user: 1 / log2(rank + 2) inside the top k."""
-    if not len(ranks):
-        return 0.0
-    gains = np.where(ranks < k, 1.0 / np.log2(ranks.astype(np.float64) + 2.0), 0.0)
-    return float(np.mean(gains))
+    """Mean NDCG@k with one relevant item per user (see :func:`ndcg_gains`)."""
+    return float(np.mean(ndcg_gains(ranks, k))) if len(ranks) else 0.0
+
+
+def ndcg_gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each user's NDCG@k with one relevant item: 1 / log2(rank + 2) inside the top k, else 0."""
+    return np.where(ranks < k, 1.0 / np.log2(np.asarray(ranks, np.float64) + 2.0), 0.0)
 
 
 def coverage(top: np.ndarray, n_items: int) -> float:

@@ -14,9 +14,17 @@ import numpy as np
 
 from recstream.model.artifact import LoadedModel
 from recstream.model.data import Interactions, load_dataset, load_genres
-from recstream.model.evaluate import evaluate, evaluation_task, model_scores, popularity_scores
-from recstream.model.metrics import genre_features
+from recstream.model.evaluate import (
+    K,
+    cooccurrence_scores,
+    evaluate_ranks,
+    evaluation_task,
+    model_scores,
+    popularity_scores,
+)
+from recstream.model.metrics import genre_features, ndcg_gains
 from recstream.model.sequences import Vocabulary, build_sequences, leave_one_out
+from recstream.stats import interval
 
 
 def evaluate_artifact(
@@ -29,7 +37,8 @@ def evaluate_artifact(
     users: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """All ``evaluate --json`` figures for the model and ``"baseline"`` (most popular unseen).
+    """All ``evaluate --json`` figures for the model, ``"baseline"`` (most popular unseen) and
+    ``"cooccurrence"`` (item-kNN), and ``"paired"``: the model minus each, user by user.
 
     ``users`` > 0 evaluates the first that many users only (a quick look; 0 = all).
     """
@@ -40,12 +49,24 @@ def evaluate_artifact(
         raise ValueError("no user has the 3 interactions leave-one-out evaluation needs")
     features, ild_by = _diversity_features(loaded, genres)
     scores = model_scores(loaded.model, task.inputs, loaded.config.inference_len)
-    report: dict[str, Any] = evaluate(scores, task, features, seed)
-    report["baseline"] = evaluate(popularity_scores(task), task, features, seed)
+    figures, ranks = evaluate_ranks(scores, task, features, seed)
+    report: dict[str, Any] = dict(figures)
+    report["baseline"], popular = evaluate_ranks(popularity_scores(task), task, features, seed)
+    report["cooccurrence"], cooc = evaluate_ranks(cooccurrence_scores(task), task, features, seed)
+    report["paired"] = {"popularity": paired(ranks, popular), "cooccurrence": paired(ranks, cooc)}
     report |= {"split": split, "version": loaded.path.name, "ild_by": ild_by}
     report["n_items"] = len(vocab)
     report["mean_history"] = float(np.mean([len(s) for s in task.inputs]))
     return report
+
+
+def paired(ranks: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
+    """The model minus a baseline on the same users: per user, NDCG@10 and hit@10 (0 or 1),
+    then the mean difference with its 95% interval."""
+    return {
+        f"ndcg@{K}": interval(ndcg_gains(ranks, K) - ndcg_gains(baseline, K)).to_json(),
+        f"hr@{K}": interval((ranks < K).astype(float) - (baseline < K)).to_json(),
+    }
 
 
 def load_for_artifact(

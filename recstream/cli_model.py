@@ -379,8 +379,13 @@ def _describe(
 
 def _table(report: dict[str, Any]) -> str:
     keys = [k for k, v in report.items() if isinstance(v, float | int) and k in report["baseline"]]
-    lines = [f"{'metric':<20}{'model':>10}{'popular':>10}"]
-    lines += [f"{k:<20}{report[k]:>10.4f}{report['baseline'][k]:>10.4f}" for k in keys]
+    popular, cooc = report["baseline"], report["cooccurrence"]
+    lines = [f"{'metric':<20}{'model':>10}{'popular':>10}{'item-kNN':>10}"]
+    lines += [f"{k:<20}{report[k]:>10.4f}{popular[k]:>10.4f}{cooc[k]:>10.4f}" for k in keys]
+    for name, against in report["paired"].items():
+        for metric, x in against.items():
+            low, high = (f"{v:+.4f}" if v is not None else "n/a" for v in (x["low"], x["high"]))
+            lines.append(f"model − {name} {metric}: {x['diff']:+.4f} (95% {low} … {high})")
     return "\n".join(lines)
 
 

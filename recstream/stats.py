@@ -1,15 +1,44 @@
 """Percentiles, one definition for every report (benchmarks and the online metrics): a
 reported percentile is always a value that was observed (numpy's "higher" method), never an
-interpolation between two."""
+interpolation between two. And the 95% interval of a mean difference, for paired comparisons
+(the simulator's arms, ``evaluate``'s model against its baselines)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 METHOD: Literal["higher"] = "higher"
+Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class Interval:
+    diff: float  # mean difference
+    low: float | None  # None below two samples: no spread to estimate
+    high: float | None
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"diff": self.diff, "low": self.low, "high": self.high, "n": self.n}
+
+
+def interval(differences: np.ndarray, z: float = Z95) -> Interval:
+    """Mean of ``differences`` with the normal-approximation interval
+    ``mean ± z · sd / √n``."""
+    d = np.asarray(differences, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return Interval(0.0, None, None, 0)
+    mean = float(d.mean())
+    if n < 2:
+        return Interval(mean, None, None, n)
+    half = z * float(d.std(ddof=1)) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
 
 
 def percentile(samples: np.ndarray | Sequence[float], q: float) -> float:

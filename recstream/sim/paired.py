@@ -5,45 +5,23 @@ numbers, see :mod:`recstream.sim.world`), so the per-user difference of two arms
 sample: most of the noise of the reactions cancels. The unit is a user. Per round, the sample
 is each user's difference in that round; over all rounds, each user's differences are first
 averaged over the rounds (a user's rounds are not independent of each other). The interval is
-the normal approximation ``mean ± 1.96 · sd / √n``. Pure numpy, no I/O.
+the normal approximation of :func:`recstream.stats.interval`. Pure numpy, no I/O.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-Z95 = 1.96
+from recstream.stats import Z95, Interval, interval
+
+__all__ = ["METRICS", "Z95", "Interval", "Outcomes", "compare", "interval", "pool"]
+
 # Metric name in the results → the per-user outcome it is the mean of.
 METRICS = {"ctr": "clicks", "conversion": "purchases"}
-
-
-@dataclass(frozen=True)
-class Interval:
-    diff: float  # mean difference
-    low: float | None  # None below two users: no spread to estimate
-    high: float | None
-    n: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"diff": self.diff, "low": self.low, "high": self.high, "n": self.n}
-
-
-def interval(differences: np.ndarray, z: float = Z95) -> Interval:
-    """Mean of ``differences`` with the normal-approximation interval."""
-    d = np.asarray(differences, dtype=np.float64)
-    n = len(d)
-    if n == 0:
-        return Interval(0.0, None, None, 0)
-    mean = float(d.mean())
-    if n < 2:
-        return Interval(mean, None, None, n)
-    half = z * float(d.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,13 @@ def test_train_evaluate_bench(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--artifacts", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) >= EVALUATE_KEYS | {"baseline"}
+    assert set(report) >= EVALUATE_KEYS | {"baseline", "cooccurrence", "paired"}
     assert set(report["baseline"]) >= EVALUATE_KEYS
+    assert set(report["cooccurrence"]) >= EVALUATE_KEYS
+    for against in ("popularity", "cooccurrence"):
+        for metric in ("ndcg@10", "hr@10"):
+            x = report["paired"][against][metric]
+            assert x["low"] <= x["diff"] <= x["high"] and x["n"] == report["n_users"]
     assert report["n_users"] == 20 and report["ild_by"] == "embedding"
     assert 0.0 <= report["hr@10"] <= 1.0
     result = runner.invoke(app, ["bench", "model", "--artifacts", str(out), "--repeats", "3"])

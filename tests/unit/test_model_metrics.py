@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from recstream.model import metrics
-from recstream.model.evaluate import EvalTask, evaluate, popularity_scores
+from recstream.model.evaluate import EvalTask, cooccurrence_scores, evaluate, popularity_scores
+from recstream.model.report import paired
 
 
 def test_hit_rate_and_ndcg_by_hand() -> None:
@@ -77,3 +78,27 @@ def test_popularity_baseline_ranks_by_count_with_stable_ties() -> None:
     (scores,) = popularity_scores(task)
     order = torch.argsort(scores[0], descending=True).tolist()
     assert order == [2, 1, 0, 3]  # item 3 (twice), item 2, then ties by index
+
+
+def test_cooccurrence_ranks_what_follows_the_newest_items() -> None:
+    # Item 2 always follows item 1, item 4 follows item 3; item 6 is the most popular and
+    # co-occurs with nothing but itself (which does not count); item 7 nobody has.
+    histories = [np.array([1, 2]), np.array([1, 2]), np.array([3, 4]), np.array([6, 6, 6])] * 5
+    task = EvalTask((*histories, np.array([5, 1]), np.array([5, 3])),
+                    np.zeros(22, dtype=np.int64) + 1, n_items=7)  # fmt: skip
+    scores = np.concatenate([b.numpy() for b in cooccurrence_scores(task, batch=4)])
+    assert scores.shape == (22, 7)
+    assert int(np.argmax(scores[20])) == 1  # after item 1: item 2 (0-based row 1)
+    assert int(np.argmax(scores[21])) == 3  # after item 3: item 4
+    never = [i for i in range(7) if scores[20, i] < 1e-6]  # co-occurs with neither 1 nor 5
+    assert sorted(never, key=lambda i: -scores[20, i]) == [5, 3, 6]  # by popularity, no ties
+
+
+def test_paired_differences_by_hand() -> None:
+    better, worse = np.array([0, 0, 0, 0]), np.array([20, 20, 20, 20])
+    exact = paired(better, worse)
+    assert exact["ndcg@10"] == {"diff": 1.0, "low": 1.0, "high": 1.0, "n": 4}
+    assert exact["hr@10"]["diff"] == 1.0
+    swapped = paired(np.array([0, 20]), np.array([20, 0]))  # one user each way: no difference
+    assert swapped["hr@10"]["diff"] == 0.0
+    assert swapped["hr@10"]["low"] < 0.0 < swapped["hr@10"]["high"]

@@ -9,7 +9,7 @@ import io
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,23 +60,35 @@ def export_encoder(model: SASRec, path: Path, seed: int = 0) -> bool:
 
 
 def _export_checked(model: SASRec, path: Path, seed: int) -> bool:
-    probe = _probe(model, seed)
-    # Checked at the full length and a short one: a batch is padded to its longest history.
-    batches = [probe, probe[:3, :3]]
-    try:
-        data = _export_bytes(model, probe)
-        got = _run(data, batches)
-    except Exception as exc:  # an optional speed-up must not stop publishing
-        log.warning("no %s: the ONNX export failed (%s)", path.name, exc)
+    trial = _trial(model, seed, lambda probe: _export_bytes(model, probe), path.name)
+    if trial is None:
         return False
-    with torch.inference_mode():
-        want = [model.user_vectors(torch.from_numpy(b)).float().numpy() for b in batches]
+    data, got, want = trial
     error = max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True))
     if not error <= TOLERANCE:
         log.warning("no %s: ONNX Runtime differs from torch by %.2e", path.name, error)
         return False
     path.write_bytes(data)
     return True
+
+
+def _trial(
+    model: SASRec, seed: int, make: Callable[[np.ndarray], bytes], name: str
+) -> tuple[bytes, list[np.ndarray], list[np.ndarray]] | None:
+    """``make``'s ONNX bytes, their user vectors on the probe histories and torch's, checked
+    at the full length and a short one (a batch is padded to its longest history); None, the
+    failure logged, when making or running them fails."""
+    probe = _probe(model, seed)
+    batches = [probe, probe[:3, :3]]
+    try:
+        data = make(probe)
+        got = _run(data, batches)
+    except Exception as exc:  # an optional speed-up must not stop publishing
+        log.warning("no %s: making or running it failed (%s)", name, exc)
+        return None
+    with torch.inference_mode():
+        want = [model.user_vectors(torch.from_numpy(b)).float().numpy() for b in batches]
+    return data, got, want
 
 
 def _probe(model: SASRec, seed: int) -> np.ndarray:
@@ -126,16 +138,11 @@ def quantize_encoder(model: SASRec, source: Path, path: Path, seed: int = 0) -> 
 
 
 def _quantize_checked(model: SASRec, source: Path, path: Path, seed: int) -> bool:
-    probe = _probe(model, seed)
-    batches = [probe, probe[:3, :3]]
-    try:
-        data = _quantized_bytes(source)
-        got = _run(data, batches)
-    except Exception as exc:  # an optional speed-up must not stop publishing
-        log.warning("no %s: int8 quantisation failed (%s)", path.name, exc)
+    trial = _trial(model, seed, lambda _: _quantized_bytes(source), path.name)
+    if trial is None:
         return False
+    data, got, want = trial
     with torch.inference_mode():
-        want = [model.user_vectors(torch.from_numpy(b)).float().numpy() for b in batches]
         items = model.item_embeddings().float().numpy()
     agreement = top_agreement(np.concatenate(got) @ items.T, np.concatenate(want) @ items.T)
     if not agreement >= INT8_MIN_AGREEMENT:

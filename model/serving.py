@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def load_encoder(
-    path: Path, backend: str = "auto", dtype: str = "auto", threads: int = 1
+    path: Path, backend: str = "auto", dtype: str = "float32", threads: int = 1
 ) -> Encoder | OnnxEncoder:
     """The encoder for a version: ONNX Runtime in the first of :func:`onnx_dtypes` the version
     has (and onnxruntime is installed), else torch (imported only then). A backend or dtype

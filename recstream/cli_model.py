@@ -273,7 +273,7 @@ def bench_model(
     seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
     dtype: Annotated[
         str | None,
-        typer.Option(help="auto, float32, bfloat16 or int8 [RECSTREAM_ENCODER_DTYPE, else auto]."),
+        typer.Option(help="float32, int8, bfloat16 or auto [RECSTREAM_ENCODER_DTYPE; float32]."),
     ] = None,
     backend: Annotated[
         str | None,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recstream.cooccurrence import cosine, occurrences, window_pairs
 from recstream.model import metrics
 from recstream.model.sasrec import SASRec
 from recstream.model.sequences import Split, pad_right
@@ -106,25 +107,16 @@ def _cooccurrence(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each item's :data:`NEIGHBOURS` most similar items, as CSR arrays over 0-based rows:
     ``neighbours[starts[i]:starts[i + 1]]`` and their cosine ``similarity``."""
-    pairs = []
-    for history in histories:
-        h = np.asarray(history, dtype=np.int64) - 1
-        for offset in range(1, min(WINDOW, len(h) - 1) + 1):
-            pairs += [h[:-offset] * n_items + h[offset:], h[offset:] * n_items + h[:-offset]]
-    codes, counts = np.unique(np.concatenate(pairs) if pairs else np.zeros(0, np.int64),
-                              return_counts=True)  # fmt: skip
-    a, b = np.divmod(codes, n_items)
-    keep = a != b
-    a, b, counts = a[keep], b[keep], counts[keep]
-    frequency = np.bincount(np.concatenate(histories) - 1, minlength=n_items).astype(np.float64)
-    cosine = counts / np.sqrt(frequency[a] * frequency[b])
-    order = np.lexsort((-cosine, a))  # by item, most similar first
-    a, b, cosine = a[order], b[order], cosine[order]
+    rows = [np.asarray(h, dtype=np.int64) - 1 for h in histories]
+    a, b, counts = window_pairs(rows, n_items, WINDOW)
+    similarity = cosine(a, b, counts, occurrences(rows, n_items))
+    order = np.lexsort((-similarity, a))  # by item, most similar first
+    a, b, similarity = a[order], b[order], similarity[order]
     first = np.searchsorted(a, np.arange(n_items))
     top = np.arange(len(a)) - first[a] < NEIGHBOURS
-    a, b, cosine = a[top], b[top], cosine[top]
+    a, b, similarity = a[top], b[top], similarity[top]
     starts = np.searchsorted(a, np.arange(n_items + 1))
-    return starts, b, cosine.astype(np.float32)
+    return starts, b, similarity.astype(np.float32)
 
 
 def evaluate(

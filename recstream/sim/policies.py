@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from recstream.cooccurrence import cosine, occurrences, window_pairs
 from recstream.sim.catalogue import Catalogue
 from recstream.sim.world import World
 from recstream.streams.records import MIN_TS_MS, Event
@@ -136,21 +137,11 @@ class ItemKNN:
         """Rebuild the similarities from every event so far (at the start of a round, when
         the model has just been retrained on the same log)."""
         n = self.n_items
-        seqs = [np.asarray(s, dtype=np.int64) for s in self.sequences if len(s) > 1]
-        before = [s[:-lag] for s in seqs for lag in range(1, self.window + 1) if len(s) > lag]
-        after = [s[lag:] for s in seqs for lag in range(1, self.window + 1) if len(s) > lag]
-        a = np.concatenate(before) if before else np.zeros(0, np.int64)
-        b = np.concatenate(after) if after else np.zeros(0, np.int64)
-        keep = a != b
-        a, b = a[keep], b[keep]
-        keys, counts = np.unique(np.concatenate([a * n + b, b * n + a]), return_counts=True)
-        co = np.zeros((n, n), dtype=np.float32)
-        co.flat[keys] = counts
-        every = [np.asarray(s, dtype=np.int64) for s in self.sequences]
-        occurrences = np.bincount(np.concatenate([np.zeros(0, np.int64), *every]), minlength=n)
-        norm = np.sqrt(occurrences).astype(np.float32)
-        norm[norm == 0] = 1.0  # an item never seen co-occurs with nothing: its row stays 0
-        self.sim = co / norm[:, None] / norm[None, :]
+        seqs = [np.asarray(s, dtype=np.int64) for s in self.sequences]
+        a, b, counts = window_pairs(seqs, n, self.window)
+        sim = np.zeros((n, n), dtype=np.float32)
+        sim[a, b] = cosine(a, b, counts, occurrences(seqs, n))
+        self.sim = sim
 
     def scores(self, user: int) -> np.ndarray:
         """[n] the user's score of every row."""

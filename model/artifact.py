@@ -89,7 +89,9 @@ def save_artifact(
         for name, data in extra.items():
             (staged / name).write_bytes(data)
         # The encoder for ONNX Runtime: serving without torch, and faster (docs/streams.md).
-        onnx = export_encoders(trained.model, staged)
+        onnx = export_encoders(
+            trained.model, staged, trained.split.train, trained.model_config.inference_len
+        )
         write_manifest(
             staged,
             [*MODEL_FILES, *onnx, *extra],

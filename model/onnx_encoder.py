@@ -15,6 +15,7 @@ from recstream.model.layout import (
     EMBEDDINGS,
     ENCODER_INT8,
     ENCODER_ONNX,
+    INT8_SCALES,
     ITEM_IDS,
     METRICS,
     read_config,
@@ -65,6 +66,10 @@ class OnnxEncoder(HistoryEncoder):
         self._session = onnxruntime.InferenceSession(
             str(version_dir / ONNX_FILES[dtype]), options, providers=["CPUExecutionProvider"]
         )
+        key, value = INT8_SCALES
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        # float32 computes each row on its own; int8 does when its scales were calibrated.
+        self.batch_independent = dtype == "float32" or metadata.get(key) == value
 
     @classmethod
     def load(cls, path: Path, threads: int = 1, dtype: str = "float32") -> OnnxEncoder:

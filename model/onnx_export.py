@@ -1,7 +1,8 @@
 """Export the user encoder to ONNX (dynamic batch and history length) and check it against
 torch before it is published: a file that does not reproduce the model is not written. An int8
 copy (faster on CPUs with integer dot-product instructions) is written beside it when its
-rankings agree with torch's."""
+rankings agree with torch's; its activation scales are calibrated on real histories at publish
+time, so a user's vector never depends on who else shares the batch."""
 
 from __future__ import annotations
 
@@ -9,32 +10,41 @@ import io
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX
+from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX, INT8_SCALES
 from recstream.model.sasrec import SASRec
 
 OPSET = 17
 TOLERANCE = 1e-4  # max abs difference of a user vector, ONNX Runtime vs torch (float32)
-# The int8 copy is published when, on the probe histories, it keeps at least this share of
-# each user's top TOP items from torch's float32 ranking, on average.
+# The int8 copy is published when, on real histories it was not calibrated on, it keeps at
+# least this share of each user's top TOP items from torch's float32 ranking, on average.
 INT8_MIN_AGREEMENT = 0.9
 TOP = 10
+# Real histories the int8 copy's activation scales come from; as many others check it.
+CALIBRATION_USERS = 512
+CALIBRATION_BATCH = 64
 log = logging.getLogger(__name__)
 
 
-def export_encoders(model: SASRec, directory: Path, seed: int = 0) -> list[str]:
+def export_encoders(
+    model: SASRec, directory: Path, histories: Sequence[np.ndarray], length: int, seed: int = 0
+) -> list[str]:
     """The encoder files written into ``directory``: ``encoder.onnx`` when it reproduces
-    torch, then ``encoder.int8.onnx`` when it ranks like torch; [] when the export fails."""
+    torch, then ``encoder.int8.onnx`` when it ranks like torch on ``histories`` (the training
+    data's item-index sequences, read as the served model reads them: the last ``length``
+    items); [] when the export fails."""
     if not export_encoder(model, directory / ENCODER_ONNX, seed):
         return []
-    if not quantize_encoder(model, directory / ENCODER_ONNX, directory / ENCODER_INT8, seed):
+    source, target = directory / ENCODER_ONNX, directory / ENCODER_INT8
+    if not quantize_encoder(model, source, target, histories, length, seed):
         return [ENCODER_ONNX]
     return [ENCODER_ONNX, ENCODER_INT8]
 
@@ -60,7 +70,10 @@ def export_encoder(model: SASRec, path: Path, seed: int = 0) -> bool:
 
 
 def _export_checked(model: SASRec, path: Path, seed: int) -> bool:
-    trial = _trial(model, seed, lambda probe: _export_bytes(model, probe), path.name)
+    probe = _probe(model, seed)
+    # Every length from 1 to the model's, and a short batch (padded to its longest history).
+    batches = [probe, probe[:3, :3]]
+    trial = _trial(model, batches, lambda: _export_bytes(model, probe), path.name)
     if trial is None:
         return False
     data, got, want = trial
@@ -73,15 +86,12 @@ def _export_checked(model: SASRec, path: Path, seed: int) -> bool:
 
 
 def _trial(
-    model: SASRec, seed: int, make: Callable[[np.ndarray], bytes], name: str
+    model: SASRec, batches: list[np.ndarray], make: Callable[[], bytes], name: str
 ) -> tuple[bytes, list[np.ndarray], list[np.ndarray]] | None:
-    """``make``'s ONNX bytes, their user vectors on the probe histories and torch's, checked
-    at the full length and a short one (a batch is padded to its longest history); None, the
-    failure logged, when making or running them fails."""
-    probe = _probe(model, seed)
-    batches = [probe, probe[:3, :3]]
+    """``make``'s ONNX bytes, their user vectors on ``batches`` and torch's; None, the failure
+    logged, when making or running them fails."""
     try:
-        data = make(probe)
+        data = make()
         got = _run(data, batches)
     except Exception as exc:  # an optional speed-up must not stop publishing
         log.warning("no %s: making or running it failed (%s)", name, exc)
@@ -125,20 +135,40 @@ def _run(data: bytes, batches: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(session.run(["vec"], {"seq": b})[0]) for b in batches]
 
 
-def quantize_encoder(model: SASRec, source: Path, path: Path, seed: int = 0) -> bool:
-    """Write ``path``: the exported ``source`` with its weight products in int8 (dynamic
-    quantisation: int8 weights, activations quantised per call), when its top-10 lists on
-    histories of every length agree with torch's (:data:`INT8_MIN_AGREEMENT`); False, with
-    nothing written and the reason logged, otherwise."""
+def quantize_encoder(
+    model: SASRec,
+    source: Path,
+    path: Path,
+    histories: Sequence[np.ndarray],
+    length: int,
+    seed: int = 0,
+) -> bool:
+    """Write ``path``: the exported ``source`` with its weight products in int8 (int8
+    weights; activations quantised with fixed scales calibrated on a sample of real
+    ``histories``), when its top-10 lists on other real histories agree with torch's
+    (:data:`INT8_MIN_AGREEMENT`); False, with nothing written and the reason logged,
+    otherwise. Fewer than two histories: random ones of every length stand in."""
     was_training = model.training
     try:
-        return _quantize_checked(model.eval(), source, path, seed)
+        return _quantize_checked(model.eval(), source, path, histories, length, seed)
     finally:
         model.train(was_training)
 
 
-def _quantize_checked(model: SASRec, source: Path, path: Path, seed: int) -> bool:
-    trial = _trial(model, seed, lambda _: _quantized_bytes(source), path.name)
+def _quantize_checked(
+    model: SASRec,
+    source: Path,
+    path: Path,
+    histories: Sequence[np.ndarray],
+    length: int,
+    seed: int,
+) -> bool:
+    calibration, check = real_samples(histories, length, seed)
+    if not len(check):
+        calibration = check = _probe(model, seed)
+    batches = _split(check)
+    make = partial(_quantized_bytes, source, _split(calibration))
+    trial = _trial(model, batches, make, path.name)
     if trial is None:
         return False
     data, got, want = trial
@@ -152,6 +182,38 @@ def _quantize_checked(model: SASRec, source: Path, path: Path, seed: int) -> boo
     return True
 
 
+def real_samples(
+    histories: Sequence[np.ndarray], length: int, seed: int, size: int = CALIBRATION_USERS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint samples of up to ``size`` non-empty histories (calibration, check), each
+    history cut after a random item and to its last ``length`` items, so that short and long
+    ones appear as the worker sees them; right-padded int64 ``[m, <= length]`` (m = 0 with
+    fewer than two histories)."""
+    rng = np.random.default_rng(seed)
+    usable = [h for h in histories if len(h)]
+    order = rng.permutation(len(usable))
+    half = min(size, len(usable) // 2)
+
+    def cut(rows: np.ndarray) -> np.ndarray:
+        ends = [int(rng.integers(1, len(usable[r]) + 1)) for r in rows]
+        return _pad([usable[r][:end][-length:] for r, end in zip(rows, ends, strict=True)])
+
+    return cut(order[:half]), cut(order[half : 2 * half])
+
+
+def _pad(rows: list[np.ndarray]) -> np.ndarray:
+    batch = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = row
+    return batch
+
+
+def _split(batch: np.ndarray) -> list[np.ndarray]:
+    """Batches of the worker's size, each cut to its longest history (as the worker pads)."""
+    parts = [batch[i : i + CALIBRATION_BATCH] for i in range(0, len(batch), CALIBRATION_BATCH)]
+    return [p[:, : int((p != 0).sum(1).max())] for p in parts]
+
+
 def top_agreement(scores: np.ndarray, reference: np.ndarray, top: int = TOP) -> float:
     """Mean share of each row's ``top`` highest-scoring columns in ``reference`` that
     ``scores`` also ranks in its ``top``."""
@@ -162,17 +224,49 @@ def top_agreement(scores: np.ndarray, reference: np.ndarray, top: int = TOP) -> 
     return float(np.mean(kept)) / top
 
 
-def _quantized_bytes(source: Path) -> bytes:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _quantized_bytes(source: Path, calibration: list[np.ndarray]) -> bytes:
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {"seq": batch}
 
     with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
         folded, out = Path(tmp) / "folded.onnx", Path(tmp) / "int8.onnx"
         # ONNX Runtime's graph optimisation folds the exported weight slices and transposes
-        # into constants; only a product with a constant weight can be quantised.
+        # into constants; only a product with a constant weight is quantised (attention's
+        # query-key and weight-value products stay float32, as in dynamic quantisation).
         quant_pre_process(str(source), str(folded), skip_symbolic_shape=True)
-        quantize_dynamic(folded, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        return out.read_bytes()
+        graph = onnx.load(str(folded)).graph
+        constants = {t.name for t in graph.initializer}
+        activations = [n.name for n in graph.node
+                       if n.op_type == "MatMul" and n.input[1] not in constants]  # fmt: skip
+        quantize_static(
+            str(folded), str(out), Reader(),
+            quant_format=QuantFormat.QDQ,  # ONNX Runtime fuses it into int8 products
+            op_types_to_quantize=["MatMul"], nodes_to_exclude=activations,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            # Products return float32; each gets its own activation quantiser, so residual
+            # paths and layer norms read the unquantised tensor.
+            extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
+                           "DedicatedQDQPair": True},
+        )  # fmt: skip
+        model = onnx.load(str(out))
+        onnx.helper.set_model_props(model, dict([INT8_SCALES]))
+        return model.SerializeToString()
 
 
 @contextmanager

@@ -14,22 +14,29 @@ if TYPE_CHECKING:
     from recstream.model.encoder import Encoder
 
 BACKENDS = ("auto", "onnx", "torch")
-# auto: the fastest the version has — int8 ONNX Runtime, float32 ONNX Runtime, float32 torch.
+# auto: the fastest the version has — int8 ONNX Runtime (when its activation scales were
+# calibrated at publish time), float32 ONNX Runtime, float32 torch.
 DTYPES = ("auto", "float32", "bfloat16", "int8")
 log = logging.getLogger(__name__)
 
 
 def load_encoder(
-    path: Path, backend: str = "auto", dtype: str = "float32", threads: int = 1
+    path: Path, backend: str = "auto", dtype: str = "auto", threads: int = 1
 ) -> Encoder | OnnxEncoder:
     """The encoder for a version: ONNX Runtime in the first of :func:`onnx_dtypes` the version
     has (and onnxruntime is installed), else torch (imported only then). A backend or dtype
-    asked for by name and not available is an error, never a silent substitute."""
+    asked for by name and not available is an error, never a silent substitute; ``auto``
+    passes over an int8 copy whose vectors depend on the batch (published before its scales
+    were calibrated)."""
     candidates = onnx_dtypes(backend, dtype)
     version = resolve_version(Path(path))
     for candidate in candidates:
         if onnx_available(version, candidate):
-            return OnnxEncoder.load(version, threads=threads, dtype=candidate)
+            encoder = OnnxEncoder.load(version, threads=threads, dtype=candidate)
+            if dtype == "auto" and not encoder.batch_independent:
+                log.info("%s: its int8 copy quantises per batch; serving float32", version.name)
+                continue
+            return encoder
     if backend == "onnx" or dtype == "int8":
         files = " or ".join(ONNX_FILES[c] for c in candidates)
         raise ArtifactError(

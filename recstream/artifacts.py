@@ -29,6 +29,10 @@ EMBEDDINGS = "item_embeddings.npy"
 METRICS = "metrics.json"
 ENCODER_ONNX = "encoder.onnx"  # optional: versions published before it lack it
 ENCODER_INT8 = "encoder.int8.onnx"  # optional: its int8 copy, when that ranks like torch
+# encoder.int8.onnx's metadata entry saying its activation scales were fixed at publish time, so
+# a user's vector does not depend on the other users of a batch. Copies without it quantise
+# each call's activations with one scale (published before this entry existed).
+INT8_SCALES = ("recstream.activation_scales", "calibrated")
 MODEL_FILES = (WEIGHTS, CONFIG, ITEM_IDS, EMBEDDINGS, METRICS)
 INDEX_LINK = "index"  # the version's current index generation (index/artifact.py writes it)
 _VERSION_RE = re.compile(r"^v(\d+)$")

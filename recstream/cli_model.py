@@ -273,7 +273,7 @@ def bench_model(
     seed: Annotated[int, typer.Option(help="Seed for the sampled histories.")] = 0,
     dtype: Annotated[
         str | None,
-        typer.Option(help="float32, int8, bfloat16 or auto [RECSTREAM_ENCODER_DTYPE; float32]."),
+        typer.Option(help="float32, int8, bfloat16 or auto [RECSTREAM_ENCODER_DTYPE; auto]."),
     ] = None,
     backend: Annotated[
         str | None,

@@ -71,11 +71,10 @@ class Settings(BaseSettings):
     # last event: inactive users stop costing memory, and come back as new users. 0: never.
     user_ttl_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
     # What the user encoder computes in. int8 (ONNX Runtime, the version's encoder.int8.onnx,
-    # published when it ranks like torch) is the fastest on one thread, but quantises each
-    # call's activations with one scale, so a user's vector moves slightly with the rest of the
-    # batch: opt-in. bfloat16 (torch) helps only large batches on CPUs with native bfloat16.
-    # auto: int8 when the version has it, else float32.
-    encoder_dtype: Literal["auto", "float32", "bfloat16", "int8"] = "float32"
+    # published when it ranks like torch, its activation scales calibrated at publish time) is
+    # the fastest on one thread. bfloat16 (torch) helps only large batches on CPUs with native
+    # bfloat16. auto: int8 when the version has a calibrated copy, else float32.
+    encoder_dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx or its int8 copy;
     # faster on one thread, needs no torch) or torch. auto: ONNX Runtime when the version has
     # the file for the dtype, else torch.

@@ -103,10 +103,36 @@ def test_the_int8_encoder_ranks_like_torch(version: Path) -> None:
     )
     known = np.linalg.norm(want, axis=1) > 0
     assert cosine[known].min() > 0.99, cosine
-    # Publishing required >= INT8_MIN_AGREEMENT of top-10 items kept on random histories.
+    # Publishing required >= INT8_MIN_AGREEMENT of top-10 items kept on held-out histories.
     kept = [len(set(a) & set(b)) / 5 for a, b in
             zip(_top(encoder, histories), _top(reference, histories), strict=True)]  # fmt: skip
     assert np.mean(kept) >= onnx_export.INT8_MIN_AGREEMENT
+
+
+def test_an_int8_vector_does_not_depend_on_the_batch(version: Path) -> None:
+    """Activation scales fixed at publish time: a user alone, or batched with others of any
+    length, gets the same vector to the bit."""
+    encoder = OnnxEncoder.load(version, dtype="int8")
+    assert encoder.batch_independent
+    histories = _histories(encoder.item_ids)
+    together = encoder.encode(histories)
+    alone = np.concatenate([encoder.encode([h]) for h in histories])
+    np.testing.assert_array_equal(together, alone)
+    reversed_batch = encoder.encode(histories[::-1])[::-1]
+    np.testing.assert_array_equal(together, reversed_batch)
+
+
+def test_calibration_and_check_samples_are_disjoint_real_histories() -> None:
+    histories = [np.arange(1, n + 2) + 100 * n for n in range(40)]
+    calibration, check = onnx_export.real_samples(histories, length=8, seed=0, size=15)
+    assert calibration.shape[0] == check.shape[0] == 15 and calibration.shape[1] <= 8
+    # Rows are right-padded cuts of one history each: the hundreds digit names it.
+    owners = [{int(r[0]) // 100 for r in batch} for batch in (calibration, check)]
+    assert len(owners[0]) == len(owners[1]) == 15 and not owners[0] & owners[1]
+    lengths = (calibration != 0).sum(1)
+    assert lengths.min() >= 1 and len(set(lengths.tolist())) > 3  # cut at random points
+    empty, none = onnx_export.real_samples([np.arange(1, 4)], length=8, seed=0)
+    assert len(empty) == len(none) == 0  # one history cannot be split: probes stand in
 
 
 def test_an_altered_int8_encoder_is_refused(version: Path) -> None:
@@ -117,9 +143,9 @@ def test_an_altered_int8_encoder_is_refused(version: Path) -> None:
 
 
 def test_backend_and_dtype_choice(version: Path) -> None:
-    best = load_encoder(version, "auto", "auto")  # the fastest the version has
+    best = load_encoder(version)  # the default, auto: the fastest the version has
     assert isinstance(best, OnnxEncoder) and best.dtype == "int8"
-    exact = load_encoder(version)  # the default: float32, on ONNX Runtime where it can
+    exact = load_encoder(version, "auto", "float32")  # on ONNX Runtime where it can
     assert isinstance(exact, OnnxEncoder) and exact.dtype == "float32"
     assert isinstance(load_encoder(version, "torch"), Encoder)
     assert isinstance(load_encoder(version, "auto", "bfloat16"), Encoder)  # bfloat16 is torch's
@@ -131,6 +157,20 @@ def test_backend_and_dtype_choice(version: Path) -> None:
     ]:
         with pytest.raises(ValueError, match=error):
             load_encoder(version, backend, dtype)
+
+
+def test_auto_passes_over_an_int8_copy_that_depends_on_the_batch(
+    version: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies published before calibrated scales lack the metadata entry: auto serves float32,
+    int8 by name still serves them."""
+    from recstream.model import onnx_encoder
+
+    monkeypatch.setattr(onnx_encoder, "INT8_SCALES", ("recstream.activation_scales", "other"))
+    encoder = load_encoder(version, "auto", "auto")
+    assert isinstance(encoder, OnnxEncoder) and encoder.dtype == "float32"
+    named = load_encoder(version, "auto", "int8")
+    assert isinstance(named, OnnxEncoder) and not named.batch_independent
 
 
 def test_a_version_without_int8_serves_float32_or_refuses_int8_by_name(

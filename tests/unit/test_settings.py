@@ -23,7 +23,7 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         "events.dlq",
     )
     assert s.top_k == 10
-    assert s.encoder_dtype == "float32"
+    assert s.encoder_dtype == "auto"  # int8 where the version has a calibrated copy
     assert s.event_weights["purchase"] > s.event_weights["click"]
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX, INT8_SCALES
+from recstream.model.int8 import calibrated_int8
+from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX
 from recstream.model.sasrec import SASRec
 
 OPSET = 17
@@ -167,7 +166,7 @@ def _quantize_checked(
     if not len(check):
         calibration = check = _probe(model, seed)
     batches = _split(check)
-    make = partial(_quantized_bytes, source, _split(calibration))
+    make = partial(calibrated_int8, source, _split(calibration))
     trial = _trial(model, batches, make, path.name)
     if trial is None:
         return False
@@ -222,65 +221,3 @@ def top_agreement(scores: np.ndarray, reference: np.ndarray, top: int = TOP) -> 
     theirs = np.argpartition(-reference, top - 1, axis=1)[:, :top]
     kept = [len(np.intersect1d(a, b)) for a, b in zip(mine, theirs, strict=True)]
     return float(np.mean(kept)) / top
-
-
-def _quantized_bytes(source: Path, calibration: list[np.ndarray]) -> bytes:
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(calibration)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {"seq": batch}
-
-    with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
-        folded, out = Path(tmp) / "folded.onnx", Path(tmp) / "int8.onnx"
-        # ONNX Runtime's graph optimisation folds the exported weight slices and transposes
-        # into constants; only a product with a constant weight is quantised (attention's
-        # query-key and weight-value products stay float32, as in dynamic quantisation).
-        quant_pre_process(str(source), str(folded), skip_symbolic_shape=True)
-        graph = onnx.load(str(folded)).graph
-        constants = {t.name for t in graph.initializer}
-        activations = [n.name for n in graph.node
-                       if n.op_type == "MatMul" and n.input[1] not in constants]  # fmt: skip
-        quantize_static(
-            str(folded), str(out), Reader(),
-            quant_format=QuantFormat.QDQ,  # ONNX Runtime fuses it into int8 products
-            op_types_to_quantize=["MatMul"], nodes_to_exclude=activations,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            # Products return float32; each gets its own activation quantiser, so residual
-            # paths and layer norms read the unquantised tensor.
-            extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
-                           "DedicatedQDQPair": True},
-        )  # fmt: skip
-        model = onnx.load(str(out))
-        onnx.helper.set_model_props(model, dict([INT8_SCALES]))
-        return model.SerializeToString()
-
-
-@contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    """Drop the quantiser's per-tensor notes, which it logs on the root logger itself. A
-    root-logger filter sees only records logged there directly, so other loggers' records
-    (which reach the root's handlers by propagation) pass untouched."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return "onnxruntime" not in record.pathname
-
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)

@@ -79,12 +79,12 @@ def test_train_evaluate_bench(tmp_path: Path) -> None:
     assert set(bench["encode_us_per_user"]) == {"batch1", "batch64"}
     assert set(bench["encode_us_per_user"]["batch64"]) == {"p50", "p99"}
     assert bench["threads"] == 1 and bench["train_seconds_per_epoch"] >= 0
-    assert (bench["dtype"], bench["backend"]) == ("float32", "onnx")
-    fast = runner.invoke(
-        app, ["bench", "model", "--artifacts", str(out), "--repeats", "3", "--dtype", "int8"]
+    assert (bench["dtype"], bench["backend"]) == ("int8", "onnx")  # auto: the calibrated copy
+    exact = runner.invoke(
+        app, ["bench", "model", "--artifacts", str(out), "--repeats", "3", "--dtype", "float32"]
     )
-    assert fast.exit_code == 0, fast.output
-    assert json.loads(fast.stdout)["dtype"] == "int8"
+    assert exact.exit_code == 0, exact.output
+    assert json.loads(exact.stdout)["dtype"] == "float32"
     half = runner.invoke(
         app, ["bench", "model", "--artifacts", str(out), "--repeats", "3", "--dtype", "bfloat16"]
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recstream.artifacts import ArtifactError, resolve_version
+from recstream.model.cpu import native_int8
 from recstream.model.onnx_encoder import ONNX_FILES, OnnxEncoder, onnx_available
 
 if TYPE_CHECKING:
@@ -25,10 +26,13 @@ def load_encoder(
 ) -> Encoder | OnnxEncoder:
     """The encoder for a version: ONNX Runtime in the first of :func:`onnx_dtypes` the version
     has (and onnxruntime is installed), else torch (imported only then). A backend or dtype
-    asked for by name and not available is an error, never a silent substitute; ``auto``
-    passes over an int8 copy whose vectors depend on the batch (published before its scales
-    were calibrated)."""
+    asked for by name and not available is an error, never a silent substitute. ``auto``
+    serves int8 only on a CPU with integer dot-product instructions, and never a copy whose
+    vectors depend on the batch (published before its scales were calibrated)."""
     candidates = onnx_dtypes(backend, dtype)
+    if dtype == "auto" and not native_int8():
+        log.info("no integer dot-product instructions on this CPU: encoding in float32")
+        candidates = [c for c in candidates if c != "int8"]
     version = resolve_version(Path(path))
     for candidate in candidates:
         if onnx_available(version, candidate):

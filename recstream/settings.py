@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     # What the user encoder computes in. int8 (ONNX Runtime, the version's encoder.int8.onnx,
     # published when it ranks like torch, its activation scales calibrated at publish time) is
     # the fastest on one thread. bfloat16 (torch) helps only large batches on CPUs with native
-    # bfloat16. auto: int8 when the version has a calibrated copy, else float32.
+    # bfloat16. auto: int8 when the version has a calibrated copy and the CPU has integer
+    # dot-product instructions (VNNI, AMX, Arm dotprod), else float32.
     encoder_dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     # Who runs the user encoder: ONNX Runtime (the version's encoder.onnx or its int8 copy;
     # faster on one thread, needs no torch) or torch. auto: ONNX Runtime when the version has

@@ -142,7 +142,10 @@ def test_an_altered_int8_encoder_is_refused(version: Path) -> None:
         load_encoder(version, "auto", "int8")
 
 
-def test_backend_and_dtype_choice(version: Path) -> None:
+def test_backend_and_dtype_choice(version: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recstream.model import serving
+
+    monkeypatch.setattr(serving, "native_int8", lambda: True)  # as on VNNI CPUs
     best = load_encoder(version)  # the default, auto: the fastest the version has
     assert isinstance(best, OnnxEncoder) and best.dtype == "int8"
     exact = load_encoder(version, "auto", "float32")  # on ONNX Runtime where it can
@@ -171,6 +174,18 @@ def test_auto_passes_over_an_int8_copy_that_depends_on_the_batch(
     assert isinstance(encoder, OnnxEncoder) and encoder.dtype == "float32"
     named = load_encoder(version, "auto", "int8")
     assert isinstance(named, OnnxEncoder) and not named.batch_independent
+
+
+def test_auto_serves_float32_on_a_cpu_without_integer_dot_products(
+    version: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recstream.model import serving
+
+    monkeypatch.setattr(serving, "native_int8", lambda: False)
+    encoder = load_encoder(version, "auto", "auto")
+    assert isinstance(encoder, OnnxEncoder) and encoder.dtype == "float32"
+    named = load_encoder(version, "auto", "int8")  # asked for by name: served as asked
+    assert isinstance(named, OnnxEncoder) and named.dtype == "int8"
 
 
 def test_a_version_without_int8_serves_float32_or_refuses_int8_by_name(

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 UINT8_MAX = 255
 _ONE = "recstream_one"  # a scalar 1.0: the weight scale is folded into the activation's
-log = logging.getLogger(__name__)
 
 
 def calibrated_int8(source: Path, calibration: list[np.ndarray]) -> bytes:

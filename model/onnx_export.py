@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from recstream.model.int8 import calibrated_int8
 from recstream.model.layout import ENCODER_INT8, ENCODER_ONNX
 from recstream.model.sasrec import SASRec
+from recstream.model.sequences import pad_right
 
 OPSET = 17
 TOLERANCE = 1e-4  # max abs difference of a user vector, ONNX Runtime vs torch (float32)
@@ -195,16 +196,11 @@ def real_samples(
 
     def cut(rows: np.ndarray) -> np.ndarray:
         ends = [int(rng.integers(1, len(usable[r]) + 1)) for r in rows]
-        return _pad([usable[r][:end][-length:] for r, end in zip(rows, ends, strict=True)])
+        return pad_right(
+            [usable[r][:end] for r, end in zip(rows, ends, strict=True)], length
+        ).numpy()
 
     return cut(order[:half]), cut(order[half : 2 * half])
-
-
-def _pad(rows: list[np.ndarray]) -> np.ndarray:
-    batch = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.int64)
-    for i, row in enumerate(rows):
-        batch[i, : len(row)] = row
-    return batch
 
 
 def _split(batch: np.ndarray) -> list[np.ndarray]:

@@ -114,15 +114,12 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor, last: Tensor | None = None) -> Tensor:
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
-        b, t, d = x.shape
-        h, dh = self.n_heads, d // self.n_heads
+        b, t, _ = x.shape
+        h = self.n_heads
         rows = torch.arange(b, device=x.device)
 
         def at(y: Tensor) -> Tensor:  # the query positions: all, or each row's last
             return y if last is None else y[rows, last].unsqueeze(1)
-
-        def heads(y: Tensor) -> Tensor:  # [B, T, D] -> [B, H, T, Dh]
-            return y.view(b, -1, h, dh).transpose(1, 2)
 
         # Keys and values for every position, queries only where asked: the served last block
         # does a third of the arithmetic. Kang's keys and values read the raw x, so there it
@@ -135,9 +132,9 @@ class _Block(nn.Module):
         # weights (which int8 quantisation can quantise) and splits no activations.
         w_q, w_k, w_v = self.qkv.weight.split(self.proj.in_features)
         b_q, b_k, b_v = self.qkv.bias.split(self.proj.in_features)
-        q = heads(functional.linear(normed, w_q, b_q))  # [B, H, Tq, Dh]
-        k = heads(functional.linear(kv_in, w_k, b_k))  # [B, H, T, Dh]
-        v = heads(functional.linear(kv_in, w_v, b_v))
+        q = _split_heads(functional.linear(normed, w_q, b_q), h)  # [B, H, Tq, Dh]
+        k = _split_heads(functional.linear(kv_in, w_k, b_k), h)  # [B, H, T, Dh]
+        v = _split_heads(functional.linear(kv_in, w_v, b_v), h)
         # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
         # costs a third of a training step; dropout on the residual branches regularises enough.
         if last is None:
@@ -145,7 +142,7 @@ class _Block(nn.Module):
         else:
             seen = torch.arange(t, device=x.device) <= last[:, None]  # [B, T]
             a = functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
-        attended = self.proj(a.transpose(1, 2).reshape(b, -1, d))  # [B, Tq, D]
+        attended = self.proj(_merge_heads(a, h))  # [B, Tq, D]
         if self.gates is not None:
             x = base + self.dropout(torch.sigmoid(self.gates[0](normed)) * attended)
             normed2 = self.norm2(x)
@@ -178,12 +175,9 @@ class _HSTUBlock(nn.Module):
 
     def forward(self, x: Tensor, last: Tensor | None = None) -> Tensor:
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
-        b, t, d = x.shape
-        h, dh = self.n_heads, d // self.n_heads
+        b, t, _ = x.shape
+        h = self.n_heads
         rows, positions = torch.arange(b, device=x.device), torch.arange(t, device=x.device)
-
-        def heads(y: Tensor) -> Tensor:  # [B, T, D] -> [B, H, T, Dh]
-            return y.view(b, -1, h, dh).transpose(1, 2)
 
         normed = self.norm(x)
         query_in = normed if last is None else normed[rows, last].unsqueeze(1)  # [B, Tq, D]
@@ -191,9 +185,9 @@ class _HSTUBlock(nn.Module):
                     self.uvqk.bias.split(self.out.in_features), strict=True)  # fmt: skip
         (w_u, b_u), (w_v, b_v), (w_q, b_q), (w_k, b_k) = parts
         u = functional.silu(functional.linear(query_in, w_u, b_u))  # [B, Tq, D]
-        q = heads(functional.silu(functional.linear(query_in, w_q, b_q)))  # [B, H, Tq, Dh]
-        k = heads(functional.silu(functional.linear(normed, w_k, b_k)))  # [B, H, T, Dh]
-        v = heads(functional.silu(functional.linear(normed, w_v, b_v)))
+        q = _split_heads(functional.silu(functional.linear(query_in, w_q, b_q)), h)  # [B,H,Tq,Dh]
+        k = _split_heads(functional.silu(functional.linear(normed, w_k, b_k)), h)  # [B, H, T, Dh]
+        v = _split_heads(functional.silu(functional.linear(normed, w_v, b_v)), h)
         # The bias by distance from the query back to each key; a negative distance is the
         # future (and the padding after a history), left out.
         if last is None:
@@ -206,9 +200,24 @@ class _HSTUBlock(nn.Module):
             future = (distance < 0)[:, None]  # bias [B, H, 1, T], future [B, 1, 1, T]
         weights = functional.silu(q @ k.transpose(-1, -2) + bias).masked_fill(future, 0.0)
         attended = (weights / self.max_len) @ v  # [B, H, Tq, Dh]
-        attended = attended.transpose(1, 2).reshape(b, -1, d)  # [B, Tq, D]
+        attended = _merge_heads(attended, h)  # [B, Tq, D]
         y = self.out(self.dropout(self.attended_norm(attended) * u))
         return (x if last is None else x[rows, last].unsqueeze(1)) + y
+
+
+def _split_heads(y: Tensor, h: int) -> Tensor:
+    """[B, T, D] -> [B, H, T, D / H]. One head is a new axis, not a transpose: the exported
+    encoder then copies nothing to form its heads."""
+    if h == 1:
+        return y.unsqueeze(1)
+    return y.view(y.shape[0], y.shape[1], h, -1).transpose(1, 2)
+
+
+def _merge_heads(a: Tensor, h: int) -> Tensor:
+    """[B, H, T, Dh] -> [B, T, H * Dh], the inverse of :func:`_split_heads`."""
+    if h == 1:
+        return a.squeeze(1)
+    return a.transpose(1, 2).reshape(a.shape[0], a.shape[2], -1)
 
 
 class _Noise:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recstream.model import losses
+from recstream.model import losses, sasrec
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
 from recstream.model.losses import next_item_loss
@@ -53,13 +53,16 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("block", "positions"),
-    [("pre", "newest"), ("kang", "oldest"), ("ligr", "newest"), ("hstu", "newest")],
-)
-def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: str) -> None:
+    ("block", "positions", "heads"),
+    [("pre", "newest", 2), ("kang", "oldest", 2), ("kang", "newest", 1), ("ligr", "newest", 2),
+     ("hstu", "newest", 2), ("hstu", "newest", 1)],
+)  # fmt: skip
+def test_user_vectors_match_forward_and_ignore_padding(
+    block: str, positions: str, heads: int
+) -> None:
     torch.manual_seed(0)
     config = ModelConfig(
-        n_items=20, max_len=6, dim=16, n_heads=2, block=block, positions=positions, serve_len=0
+        n_items=20, max_len=6, dim=16, n_heads=heads, block=block, positions=positions, serve_len=0
     )
     model = SASRec(config).eval()
     with torch.no_grad():  # HSTU's bias by distance starts at zero: make it matter
@@ -74,6 +77,14 @@ def test_user_vectors_match_forward_and_ignore_padding(block: str, positions: st
     torch.testing.assert_close(vectors[0], full[0, 2])
     torch.testing.assert_close(vectors[1], full[1, 4])
     torch.testing.assert_close(vectors[0], alone[0])
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_heads_split_and_merge_as_reshape_and_transpose(heads: int) -> None:
+    y = torch.randn(3, 5, 8)  # [B, T, D]
+    split = sasrec._split_heads(y, heads)
+    torch.testing.assert_close(split, y.view(3, 5, heads, 8 // heads).transpose(1, 2))
+    torch.testing.assert_close(sasrec._merge_heads(split, heads), y)
 
 
 def test_losses_weight_targets() -> None:

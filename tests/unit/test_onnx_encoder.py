@@ -23,11 +23,11 @@ from recstream.model.training import Trained, train
 MAX_LEN = 7
 
 
-def _train(block: str, positions: str) -> Trained:
+def _train(block: str, positions: str, heads: int = 2) -> Trained:
     rng = np.random.default_rng(3)
     rows = [(f"u{u}", f"item-{int(i)}", t, "click") for u in range(30) for t, i in
             enumerate(rng.integers(0, 25, 10))]  # fmt: skip
-    config = ModelConfig(max_len=MAX_LEN, dim=16, n_layers=2, n_heads=2, dropout=0.2,
+    config = ModelConfig(max_len=MAX_LEN, dim=16, n_layers=2, n_heads=heads, dropout=0.2,
                          block=block, positions=positions)  # fmt: skip
     schedule = TrainConfig(epochs=1, batch_size=8, eval_every=1, threads=1)
     return train(Interactions.from_rows(rows), config, schedule, progress=False)
@@ -51,14 +51,16 @@ def _histories(ids: tuple[str, ...]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(
-    ("block", "positions"), [("pre", "oldest"), ("kang", "newest"), ("hstu", "newest")]
+    ("block", "positions", "heads"),
+    [("pre", "oldest", 2), ("kang", "newest", 2), ("kang", "newest", 1), ("hstu", "newest", 1)],
 )
 def test_onnx_runtime_reproduces_torch_for_every_layout(
-    block: str, positions: str, tmp_path: Path
+    block: str, positions: str, heads: int, tmp_path: Path
 ) -> None:
     from recstream.model.artifact import save_artifact
 
-    version = save_artifact(_train(block, positions), tmp_path, {"name": "toy", "path": ""})
+    trained = _train(block, positions, heads)
+    version = save_artifact(trained, tmp_path, {"name": "toy", "path": ""})
     torch_encoder, onnx_encoder = Encoder.load(version), OnnxEncoder.load(version)
     histories = _histories(torch_encoder.item_ids)
     want, got = torch_encoder.encode(histories), onnx_encoder.encode(histories)

@@ -114,8 +114,7 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor, last: Tensor | None = None) -> Tensor:
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
-        b, t, _ = x.shape
-        h = self.n_heads
+        b, h = x.shape[0], self.n_heads
         rows = torch.arange(b, device=x.device)
 
         def at(y: Tensor) -> Tensor:  # the query positions: all, or each row's last
@@ -135,13 +134,7 @@ class _Block(nn.Module):
         q = _split_heads(functional.linear(normed, w_q, b_q), h)  # [B, H, Tq, Dh]
         k = _split_heads(functional.linear(kv_in, w_k, b_k), h)  # [B, H, T, Dh]
         v = _split_heads(functional.linear(kv_in, w_v, b_v), h)
-        # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
-        # costs a third of a training step; dropout on the residual branches regularises enough.
-        if last is None:
-            a = functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, Dh]
-        else:
-            seen = torch.arange(t, device=x.device) <= last[:, None]  # [B, T]
-            a = functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
+        a = _attention(q, k, v, last, self.proj.in_features // h)  # [B, H, Tq, Dh]
         attended = self.proj(_merge_heads(a, h))  # [B, Tq, D]
         if self.gates is not None:
             x = base + self.dropout(torch.sigmoid(self.gates[0](normed)) * attended)
@@ -203,6 +196,29 @@ class _HSTUBlock(nn.Module):
         attended = _merge_heads(attended, h)  # [B, Tq, D]
         y = self.out(self.dropout(self.attended_norm(attended) * u))
         return (x if last is None else x[rows, last].unsqueeze(1)) + y
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, last: Tensor | None, dh: int) -> Tensor:
+    """Causal softmax attention, [B, H, Tq, Dh] -> [B, H, Tq, Dh]; with ``last`` [B] the one
+    query of row b sees keys up to last[b]. ``dh`` is Dh as a constant (an exported graph would
+    otherwise compute the scale from the tensor's shape at run time)."""
+    t = k.shape[2]
+    seen = None if last is None else torch.arange(t, device=k.device) <= last[:, None]  # [B, T]
+    if not torch.onnx.is_in_onnx_export():
+        # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
+        # costs a third of a training step; dropout on the residual branches regularises enough.
+        if seen is None:
+            return functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
+    # Written out for the exported encoder: the queries' scale and the keys' transpose feed the
+    # product directly, so ONNX Runtime folds both into it (the exported fused kernel scales
+    # queries and keys and transposes the keys as separate passes over them).
+    if seen is None:
+        seen = torch.ones(t, t, dtype=torch.bool, device=k.device).tril()  # [T, T]
+    else:
+        seen = seen[:, None, None, :]  # [B, 1, 1, T]
+    scores = (q * dh**-0.5) @ k.transpose(-1, -2)  # [B, H, Tq, T]
+    return scores.masked_fill(~seen, float("-inf")).softmax(-1) @ v
 
 
 def _split_heads(y: Tensor, h: int) -> Tensor:

@@ -140,6 +140,7 @@ def _metrics(trained: Trained, dataset: dict[str, Any]) -> dict[str, Any]:
     return (
         {
             "valid": {k: v for k, v in best.items() if k.startswith("valid_")},
+            "valid_popularity": {"valid_ndcg@10": trained.popularity_ndcg},
             "best_epoch": trained.best_epoch,
             "epochs": trained.epochs_run,
             "stopped": trained.stopped,

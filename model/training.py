@@ -28,7 +28,13 @@ from recstream.model import adapt
 from recstream.model.budget import BudgetSchedule
 from recstream.model.config import ModelConfig, TrainConfig
 from recstream.model.data import Interactions
-from recstream.model.evaluate import evaluation_task, masked_ndcg_hr, model_scores
+from recstream.model.evaluate import (
+    EvalTask,
+    evaluation_task,
+    masked_ndcg_hr,
+    model_scores,
+    popularity_scores,
+)
 from recstream.model.losses import next_item_loss, resolve_precision
 from recstream.model.sasrec import SASRec
 from recstream.model.sequences import (
@@ -64,6 +70,9 @@ class Trained:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_ndcg: float = -1.0
+    # The most-popular ranking's validation NDCG@10 on the same users: the floor a model must
+    # clear (a run that never learned, e.g. at too high a rate, sits at or under it).
+    popularity_ndcg: float = -1.0
     epochs_run: int = 0
     train_seconds: float = 0.0
     stopped: str = ""
@@ -168,6 +177,21 @@ def _fit(run: Trained, checkpoint_dir: Path | None, resume: bool, progress: bool
             _save_checkpoint(path, run, optim, best, bad)
     run.model.load_state_dict(best)
     run.stopped = run.stopped or "max epochs"
+    run.popularity_ndcg = _popularity_floor(run, task)
+
+
+def _popularity_floor(run: Trained, task: EvalTask) -> float:
+    """The popularity ranking's validation NDCG@10, with a warning when the best epoch does
+    not clear it: such a model recommends worse than a bestseller list."""
+    floor, _ = masked_ndcg_hr(popularity_scores(task), task)
+    if run.best_ndcg <= floor:
+        log.warning(
+            "the trained model is no better than most-popular on validation (NDCG@10 %.4f <= "
+            "%.4f): it did not learn; try a lower --lr, more epochs or more data",
+            run.best_ndcg,
+            floor,
+        )
+    return floor
 
 
 def _annealed(run: Trained, plan: BudgetSchedule, done: float) -> str:

@@ -221,6 +221,7 @@ def train(
         "epochs": trained.epochs_run,
         "best_epoch": trained.best_epoch,
         "valid_ndcg@10": trained.best_ndcg,
+        "valid_ndcg@10_popularity": trained.popularity_ndcg,
         "train_seconds": round(trained.train_seconds, 1),
         "stopped": trained.stopped,
         "index": index,

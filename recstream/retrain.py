@@ -294,6 +294,7 @@ class RetrainResult:
     new_items: int
     offsets: dict[int, int]
     valid_ndcg: float
+    popularity_ndcg: float
     epochs: int
     read_s: float
     train_s: float
@@ -313,6 +314,7 @@ class RetrainResult:
             "new_items": self.new_items,
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
             "valid_ndcg@10": round(self.valid_ndcg, 4),
+            "valid_ndcg@10_popularity": round(self.popularity_ndcg, 4),
             "epochs": self.epochs,
             "read_s": round(self.read_s, 3),
             "train_s": round(self.train_s, 3),
@@ -407,6 +409,7 @@ def retrain_once(
         new_items=trained.warm_start.get("new_items", len(trained.vocab)),
         offsets=dict(read.end),
         valid_ndcg=trained.best_ndcg,
+        popularity_ndcg=trained.popularity_ndcg,
         epochs=trained.epochs_run,
         read_s=read.seconds,
         train_s=train_s,

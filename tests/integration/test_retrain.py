@@ -168,3 +168,4 @@ def test_cli_train_from_kafka_then_retrain_since_last(
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert (line["version"], line["warm_from"], line["events_read"]) == ("v2", "v1", 120)
     assert line["sha256"] == sha256_file(root / "v2" / MANIFEST)
+    assert 0.0 < line["valid_ndcg@10_popularity"] <= 1.0

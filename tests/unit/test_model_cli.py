@@ -47,6 +47,10 @@ def _train(tmp_path: Path) -> Path:
     summary = json.loads(result.stdout)
     assert summary["version"] == "v1" and summary["epochs"] == 2
     assert summary["index"] and has_index(out / "v1")  # servable as published
+    floor = summary["valid_ndcg@10_popularity"]  # the most-popular ranking, same users
+    assert 0.0 < floor <= 1.0
+    metrics = json.loads((out / "v1" / "metrics.json").read_text())
+    assert metrics["valid_popularity"] == {"valid_ndcg@10": floor}
     return out
 
 

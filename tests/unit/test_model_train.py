@@ -223,6 +223,31 @@ def test_early_stopping_counts_only_the_second_half_of_a_cosine_schedule() -> No
     assert constant.epochs_run == 2 and constant.best_epoch == 1
 
 
+def skewed_interactions(n_users: int = 64, length: int = 8, seed: int = 0) -> Interactions:
+    """Histories drawn from 30 items of Zipf-like popularity: a bestseller list is strong."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, 31)
+    rows = []
+    for user in range(n_users):
+        items = rng.choice(30, size=length, replace=False, p=p / p.sum())
+        rows += [(f"u{user}", f"i{item}", t, "click") for t, item in enumerate(items)]
+    return Interactions.from_rows(rows)
+
+
+def test_a_model_that_did_not_learn_is_reported_under_the_popularity_floor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frozen = TrainConfig(epochs=1, batch_size=16, lr=1e-12, eval_every=1, threads=1)
+    with caplog.at_level("WARNING", logger="recstream.model.training"):
+        stuck = train(skewed_interactions(), SMALL, frozen, progress=False)
+    assert 0.0 <= stuck.best_ndcg <= stuck.popularity_ndcg <= 1.0
+    assert "no better than most-popular" in caplog.text
+    caplog.clear()
+    learned = _fit(FAST)  # the cyclic walk: the model ranks the next item first
+    assert 0.0 < learned.popularity_ndcg < learned.best_ndcg
+    assert "most-popular" not in caplog.text
+
+
 def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
     _fit(TrainConfig(epochs=2, batch_size=16, eval_every=2, threads=1), checkpoint_dir=tmp_path)
     other = TrainConfig(epochs=2, batch_size=8, eval_every=2, threads=1)

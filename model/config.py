@@ -98,6 +98,9 @@ class TrainConfig:
     lr: float = 1e-3
     # Cosine decay from lr to 0 over `epochs`: most of a long run's gain in a short budget.
     schedule: str = "cosine"
+    # The share of the schedule over which the rate climbs linearly from 0 to lr (0 = none).
+    # Without it 4 blocks at lr 2e-3 never leave popularity's level on ML-1M.
+    warmup: float = 0.0
     weight_decay: float = 0.0
     loss: str = "ce"
     negatives: int = 256  # for the sampled and gbce losses
@@ -130,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"precision {self.precision!r} unknown; expected {PRECISION_CHOICES}")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup={self.warmup} must be in [0, 1): a share of the schedule")
 
 
 def _positive(**values: int) -> None:

@@ -247,6 +247,8 @@ def _set_learning_rate(optim: torch.optim.Optimizer, tc: TrainConfig, position: 
     lr = tc.lr
     if tc.schedule == "cosine":
         lr *= 0.5 * (1.0 + math.cos(math.pi * position))
+    if position < tc.warmup:
+        lr *= position / tc.warmup
     for group in optim.param_groups:
         group["lr"] = lr
 
@@ -339,6 +341,8 @@ def _progress_bar(enabled: bool) -> Progress:
 def _fingerprint(run: Trained) -> str:
     configs = [dataclasses.asdict(run.model_config), dataclasses.asdict(run.train_config)]
     configs[1].pop("time_budget_s")  # may change on resume, as may a constant rate's epochs
+    if not configs[1]["warmup"]:
+        configs[1].pop("warmup")  # checkpoints written before warm-up existed still resume
     if run.train_config.schedule == "constant":
         configs[1].pop("epochs")
     lengths = sum(len(s) for s in run.split.train)

@@ -97,6 +97,10 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = _T.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate (peak).")] = _T.lr,
     schedule: Annotated[str, typer.Option(help="cosine (decay to 0) or constant.")] = _T.schedule,
+    warmup: Annotated[
+        float,
+        typer.Option(help="Share of the schedule (0 to <1) over which the rate climbs from 0."),
+    ] = _T.warmup,
     full_history: Annotated[
         bool,
         typer.Option(
@@ -178,6 +182,7 @@ def train(
             batch_size=batch_size,
             lr=lr,
             schedule=schedule,
+            warmup=warmup,
             loss=loss,
             negatives=negatives,
             full_history=full_history,

@@ -1,12 +1,14 @@
 """The learning-rate schedule under a time budget: the epochs' fraction while they fit, the
-time's once the budget binds, annealed when it runs out."""
+time's once the budget binds, annealed when it runs out; the warm-up before it."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from recstream.model.budget import BudgetSchedule
 from recstream.model.config import TrainConfig
+from recstream.model.training import _set_learning_rate
 from tests.unit.test_model_train import _fit
 
 
@@ -67,3 +69,21 @@ def test_a_run_that_speeds_up_after_the_budget_bound_still_anneals_by_its_last_e
         spent += last
     assert plan.timed and spent < 1_000.0
     assert position == pytest.approx((total - 1) / total)  # the epochs' pace: annealed at the end
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_warmup_climbs_linearly_then_follows_the_schedule(schedule: str) -> None:
+    optim = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    tc = TrainConfig(lr=2e-3, schedule=schedule, warmup=0.1)
+    plain = TrainConfig(lr=2e-3, schedule=schedule)
+
+    def rate(config: TrainConfig, position: float) -> float:
+        _set_learning_rate(optim, config, position)
+        return float(optim.param_groups[0]["lr"])
+
+    assert rate(tc, 0.0) == 0.0
+    assert rate(tc, 0.05) == pytest.approx(0.5 * rate(plain, 0.05))
+    for position in (0.1, 0.3, 0.9):
+        assert rate(tc, position) == pytest.approx(rate(plain, position))
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(warmup=1.0)

@@ -46,6 +46,12 @@ class ModelConfig:
     # "newest": the newest item always has the last position (any shorter history is a valid
     # input, so serve_len can cut it); "oldest": positions count from the window's oldest item.
     positions: str = "newest"
+    # 0: scores are dot products of the raw vectors. > 0: cosine similarity divided by it
+    # (user vectors and item embeddings L2-normalised, as HSTU's recipe scores items).
+    temperature: float = 0.0
+    # Softmax blocks (pre, kang, ligr): add a learned bias by distance (query minus key
+    # position, per head and block) to the attention scores, as HSTU's layers do.
+    distance_bias: bool = False
 
     @property
     def inference_len(self) -> int:
@@ -68,6 +74,10 @@ class ModelConfig:
             raise ValueError(f"serve_len={self.serve_len} must be >= 0 (0 = max_len)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.distance_bias and self.block == "hstu":
+            raise ValueError("block 'hstu' has its own bias by distance: leave distance_bias off")
+        if self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = dot product)")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
@@ -133,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"precision {self.precision!r} unknown; expected {PRECISION_CHOICES}")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup={self.warmup} must be in [0, 1): a share of the schedule")
 

@@ -28,6 +28,7 @@ class SASRec(nn.Module):
         self.max_len = config.max_len
         self.oldest_first = config.positions == "oldest"
         self.scale = config.dim**0.5
+        self.temperature = config.temperature
         self.items = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
         self.positions = nn.Embedding(config.max_len, config.dim)
         self.noise = _Noise()
@@ -48,7 +49,7 @@ class SASRec(nn.Module):
         x, _ = self._embed(seq)  # [B, T, D]
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        return self._output(x)
 
     def user_vectors(self, seq: Tensor) -> Tensor:
         """Each row's hidden state at its last item, [B, T] -> [B, D].
@@ -59,11 +60,19 @@ class SASRec(nn.Module):
         for block in self.blocks[:-1]:
             x = block(x)
         last = (lengths - 1).clamp_min(0)  # [B]; an empty row yields garbage, callers zero it
-        return self.norm(self.blocks[-1](x, last=last))[:, 0]
+        return self._output(self.blocks[-1](x, last=last))[:, 0]
 
     def item_embeddings(self) -> Tensor:
         """Output embeddings of items 1..n, [n_items, D]; row i is item index i + 1."""
+        if self.temperature:
+            return functional.normalize(self.items.weight[1:], dim=-1)
         return self.items.weight[1:]
+
+    def _output(self, x: Tensor) -> Tensor:
+        x = self.norm(x)
+        if self.temperature:  # cosine similarity over the temperature, as a dot product
+            return functional.normalize(x, dim=-1) / self.temperature
+        return x
 
     def _embed(self, seq: Tensor) -> tuple[Tensor, Tensor]:
         valid = seq != 0  # [B, T]
@@ -86,7 +95,8 @@ def _block(config: ModelConfig, noise: _Noise) -> nn.Module:
     dropout = _Dropout(config.dropout, noise)
     if config.block == "hstu":
         return _HSTUBlock(config.dim, config.n_heads, config.max_len, dropout)
-    return _Block(config.dim, config.n_heads, dropout, config.block)
+    bias = config.max_len if config.distance_bias else 0
+    return _Block(config.dim, config.n_heads, dropout, config.block, bias)
 
 
 class _Block(nn.Module):
@@ -97,9 +107,15 @@ class _Block(nn.Module):
     from the raw one — so the residual stream is re-normalised in every block.
     """
 
-    def __init__(self, dim: int, n_heads: int, dropout: _Dropout, block: str) -> None:
+    def __init__(
+        self, dim: int, n_heads: int, dropout: _Dropout, block: str, distances: int = 0
+    ) -> None:
         super().__init__()
         self.n_heads = n_heads
+        # A learned bias by distance on the attention scores (``distances`` = max_len), or none.
+        self.distance_bias = nn.Embedding(distances, n_heads) if distances else None
+        if self.distance_bias is not None:
+            nn.init.zeros_(self.distance_bias.weight)
         self.kang = block == "kang"
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -134,7 +150,11 @@ class _Block(nn.Module):
         q = _split_heads(functional.linear(normed, w_q, b_q), h)  # [B, H, Tq, Dh]
         k = _split_heads(functional.linear(kv_in, w_k, b_k), h)  # [B, H, T, Dh]
         v = _split_heads(functional.linear(kv_in, w_v, b_v), h)
-        a = _attention(q, k, v, last, self.proj.in_features // h)  # [B, H, Tq, Dh]
+        bias = None
+        if self.distance_bias is not None:
+            bias, future = _by_distance(self.distance_bias, x.shape[1], last)
+            bias = bias.masked_fill(future, float("-inf"))
+        a = _attention(q, k, v, last, self.proj.in_features // h, bias)  # [B, H, Tq, Dh]
         attended = self.proj(_merge_heads(a, h))  # [B, Tq, D]
         if self.gates is not None:
             x = base + self.dropout(torch.sigmoid(self.gates[0](normed)) * attended)
@@ -170,7 +190,7 @@ class _HSTUBlock(nn.Module):
         """x [B, T, D] -> [B, T, D]; with ``last`` [B], only row b's position last[b]: [B, 1, D]."""
         b, t, _ = x.shape
         h = self.n_heads
-        rows, positions = torch.arange(b, device=x.device), torch.arange(t, device=x.device)
+        rows = torch.arange(b, device=x.device)
 
         normed = self.norm(x)
         query_in = normed if last is None else normed[rows, last].unsqueeze(1)  # [B, Tq, D]
@@ -181,16 +201,7 @@ class _HSTUBlock(nn.Module):
         q = _split_heads(functional.silu(functional.linear(query_in, w_q, b_q)), h)  # [B,H,Tq,Dh]
         k = _split_heads(functional.silu(functional.linear(normed, w_k, b_k)), h)  # [B, H, T, Dh]
         v = _split_heads(functional.silu(functional.linear(normed, w_v, b_v)), h)
-        # The bias by distance from the query back to each key; a negative distance is the
-        # future (and the padding after a history), left out.
-        if last is None:
-            distance = positions[:, None] - positions  # [T, T]
-            bias = self.distance_bias(distance.clamp(0, self.max_len - 1)).permute(2, 0, 1)
-            future = distance < 0  # bias [H, T, T]
-        else:
-            distance = (last[:, None] - positions)[:, None]  # [B, 1, T]
-            bias = self.distance_bias(distance.clamp(0, self.max_len - 1)).permute(0, 3, 1, 2)
-            future = (distance < 0)[:, None]  # bias [B, H, 1, T], future [B, 1, 1, T]
+        bias, future = _by_distance(self.distance_bias, t, last)
         weights = functional.silu(q @ k.transpose(-1, -2) + bias).masked_fill(future, 0.0)
         attended = (weights / self.max_len) @ v  # [B, H, Tq, Dh]
         attended = _merge_heads(attended, h)  # [B, Tq, D]
@@ -198,26 +209,47 @@ class _HSTUBlock(nn.Module):
         return (x if last is None else x[rows, last].unsqueeze(1)) + y
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, last: Tensor | None, dh: int) -> Tensor:
+def _by_distance(table: nn.Embedding, t: int, last: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The bias by distance from each query back to each key ([H, T, T], or [B, H, 1, T] with
+    ``last``) and where the key lies in the future ([T, T] or [B, 1, 1, T]): a negative
+    distance (the future, and the padding after a history) is left out."""
+    positions = torch.arange(t, device=table.weight.device)
+    if last is None:
+        distance = positions[:, None] - positions  # [T, T]
+        bias = table(distance.clamp(0, table.num_embeddings - 1)).permute(2, 0, 1)
+        return bias, distance < 0
+    distance = (last[:, None] - positions)[:, None]  # [B, 1, T]
+    bias = table(distance.clamp(0, table.num_embeddings - 1)).permute(0, 3, 1, 2)
+    return bias, (distance < 0)[:, None]
+
+
+def _attention(
+    q: Tensor, k: Tensor, v: Tensor, last: Tensor | None, dh: int, bias: Tensor | None = None
+) -> Tensor:
     """Causal softmax attention, [B, H, Tq, Dh] -> [B, H, Tq, Dh]; with ``last`` [B] the one
     query of row b sees keys up to last[b]. ``dh`` is Dh as a constant (an exported graph would
-    otherwise compute the scale from the tensor's shape at run time)."""
+    otherwise compute the scale from the tensor's shape at run time). ``bias``: added to the
+    scores instead, with -inf on every key a query must not see (see :class:`_Block`)."""
     t = k.shape[2]
-    seen = None if last is None else torch.arange(t, device=k.device) <= last[:, None]  # [B, T]
     if not torch.onnx.is_in_onnx_export():
         # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
         # costs a third of a training step; dropout on the residual branches regularises enough.
-        if seen is None:
+        if bias is not None:
+            return functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if last is None:
             return functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        seen = torch.arange(t, device=k.device) <= last[:, None]  # [B, T]
         return functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
     # Written out for the exported encoder: the queries' scale and the keys' transpose feed the
     # product directly, so ONNX Runtime folds both into it (the exported fused kernel scales
     # queries and keys and transposes the keys as separate passes over them).
-    if seen is None:
+    scores = (q * dh**-0.5) @ k.transpose(-1, -2)  # [B, H, Tq, T]
+    if bias is not None:
+        return (scores + bias).softmax(-1) @ v
+    if last is None:
         seen = torch.ones(t, t, dtype=torch.bool, device=k.device).tril()  # [T, T]
     else:
-        seen = seen[:, None, None, :]  # [B, 1, 1, T]
-    scores = (q * dh**-0.5) @ k.transpose(-1, -2)  # [B, H, Tq, T]
+        seen = (torch.arange(t, device=k.device) <= last[:, None])[:, None, None, :]
     return scores.masked_fill(~seen, float("-inf")).softmax(-1) @ v
 
 

@@ -143,7 +143,9 @@ def train(
 
 def _fit(run: Trained, checkpoint_dir: Path | None, resume: bool, progress: bool) -> None:
     tc = run.train_config
-    optim = torch.optim.Adam(run.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    # Decoupled decay (AdamW): an L2 term inside Adam would be rescaled per weight by its
+    # gradient history and barely touch the rarely-updated rows of the item table.
+    optim = torch.optim.AdamW(run.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
     best, bad = copy.deepcopy(run.model.state_dict()), 0
     if resume and path and path.is_file():

@@ -85,6 +85,19 @@ def train(
             "(>= 500,000 interactions, >= 150 per item), else 64]."
         ),
     ] = None,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            help="0: score by dot product; > 0: cosine similarity divided by this temperature."
+        ),
+    ] = _M.temperature,
+    distance_bias: Annotated[
+        bool,
+        typer.Option(
+            "--distance-bias/--no-distance-bias",
+            help="Add a learned bias by distance to the attention scores (pre, kang, ligr).",
+        ),
+    ] = _M.distance_bias,
     layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = _M.n_layers,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = _M.n_heads,
     dropout: Annotated[
@@ -101,6 +114,9 @@ def train(
         float,
         typer.Option(help="Share of the schedule (0 to <1) over which the rate climbs from 0."),
     ] = _T.warmup,
+    weight_decay: Annotated[
+        float, typer.Option(help="Adam's L2 penalty on every weight (0 = none).")
+    ] = _T.weight_decay,
     full_history: Annotated[
         bool,
         typer.Option(
@@ -176,6 +192,8 @@ def train(
             n_layers=layers,
             n_heads=heads,
             dropout=_M.dropout if dropout is None else dropout,
+            temperature=temperature,
+            distance_bias=distance_bias,
         )
         train_config = TrainConfig(
             epochs=epochs,
@@ -183,6 +201,7 @@ def train(
             lr=lr,
             schedule=schedule,
             warmup=warmup,
+            weight_decay=weight_decay,
             loss=loss,
             negatives=negatives,
             full_history=full_history,
@@ -205,7 +224,7 @@ def train(
             checkpoint_dir=checkpoint_dir or root / "checkpoints" / name,
             resume=resume,
             progress=progress,
-            auto=_left_open(max_len=max_len, dim=dim, dropout=dropout),
+            auto=left_open(max_len=max_len, dim=dim, dropout=dropout),
         )
         # The index goes into the staged version: readers never see a version without it.
         add_index = (lambda staged: build_index(staged, trained.train_config)) if index else None
@@ -342,7 +361,7 @@ def _data_source(
     return dataset, data_dir
 
 
-def _left_open(**given: object) -> frozenset[str]:
+def left_open(**given: object) -> frozenset[str]:
     """The settings the user gave no flag for: train chooses them from the data."""
     return frozenset(name for name, value in given.items() if value is None)
 

@@ -59,8 +59,12 @@ def retrain(
     min_events: Annotated[
         int, typer.Option(help="Refuse to train on fewer valid events.")
     ] = MIN_EVENTS,
-    max_len: Annotated[int | None, typer.Option(help="Cold start: items of history (L).")] = None,
-    dim: Annotated[int | None, typer.Option(help="Cold start: embedding size d.")] = None,
+    max_len: Annotated[
+        int | None, typer.Option(help="Cold start: items of history (L) [from the data, as train].")
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Cold start: embedding size d [from the data, as train].")
+    ] = None,
     layers: Annotated[int | None, typer.Option(help="Cold start: self-attention blocks.")] = None,
     heads: Annotated[int | None, typer.Option(help="Cold start: attention heads.")] = None,
     threads: Annotated[int, typer.Option(help="torch and faiss threads.")] = 2,
@@ -70,6 +74,7 @@ def retrain(
     """Train from the event log (warm start), build the index, publish v<N>, announce it on
     model-updates. Once by default; --every-minutes / --every-events loop."""
     from recstream.cli import log_to_stderr, settings_of
+    from recstream.cli_model import left_open
     from recstream.model.config import ModelConfig, TrainConfig
 
     log_to_stderr()
@@ -108,6 +113,7 @@ def retrain(
             model_config=model_config,
             min_events=min_events,
             cold_epochs=cold_epochs,
+            auto=left_open(max_len=max_len, dim=dim, dropout=None),
         )
 
     if every_minutes is None and every_events is None:

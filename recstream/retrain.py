@@ -296,6 +296,7 @@ class RetrainResult:
     valid_ndcg: float
     popularity_ndcg: float
     epochs: int
+    chosen: dict[str, Any]  # the settings a cold start chose from the data ({} when warm)
     read_s: float
     train_s: float
     index_s: float
@@ -316,6 +317,7 @@ class RetrainResult:
             "valid_ndcg@10": round(self.valid_ndcg, 4),
             "valid_ndcg@10_popularity": round(self.popularity_ndcg, 4),
             "epochs": self.epochs,
+            "chosen": self.chosen,
             "read_s": round(self.read_s, 3),
             "train_s": round(self.train_s, 3),
             "index_s": round(self.index_s, 3),
@@ -335,6 +337,7 @@ def retrain_once(
     announce: bool = True,
     progress: bool = False,
     cold_epochs: int | None = None,
+    auto: frozenset[str] = frozenset(),
 ) -> RetrainResult:
     """Train on the event log, build the index, publish the next version, announce it.
 
@@ -342,6 +345,7 @@ def retrain_once(
     none); fresh weights train ``cold_epochs`` (None: COLD_EPOCHS) instead of
     ``train_config.epochs``.
     ``since_last``: read only the events after the offsets that version recorded.
+    ``auto``: on a cold start, the settings chosen from the data (as ``train``'s ``auto``).
     Raises RetrainError (nothing is published) when fewer than ``min_events`` valid events
     were read, ArtifactError when the newest version is damaged.
     """
@@ -378,6 +382,7 @@ def retrain_once(
         event_weights=settings.event_weights,
         progress=progress,
         init_from=loaded,
+        auto=auto,
     )
     train_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -411,6 +416,7 @@ def retrain_once(
         valid_ndcg=trained.best_ndcg,
         popularity_ndcg=trained.popularity_ndcg,
         epochs=trained.epochs_run,
+        chosen=dict(trained.adapted.get("chosen", {})),
         read_s=read.seconds,
         train_s=train_s,
         index_s=index_s,

@@ -78,14 +78,16 @@ def test_retrain_twice_warm_with_new_items_and_announce(
     first = genre_events(range(40), range(3), range(12), seed=0)  # 320 events
     publish(producer, settings.topic_events, first, BAD)
 
-    v1 = retrain_once(
-        settings, root, train_config=QUICK, model_config=TINY, min_events=50, cold_epochs=3
-    )
+    v1 = retrain_once(settings, root, train_config=QUICK, model_config=TINY, min_events=50,
+                      cold_epochs=3, auto=frozenset({"max_len"}))  # fmt: skip
     assert (v1.version, v1.warm_from) == ("v1", None)
+    # A cold start chooses what it was told to from the data: 8 events a user, 6 to train on.
+    assert v1.chosen == {"max_len": 10} != {"max_len": TINY.max_len}
     assert v1.epochs == 3  # fresh weights train cold_epochs, warm starts train_config.epochs
     assert (v1.events_read, v1.events_skipped) == (len(first), len(BAD))
     assert sum(v1.offsets.values()) == len(first) + len(BAD)
     loaded1 = load_artifact(root / "v1")  # verifies every checksum
+    assert loaded1.config.max_len == 10
     assert set(loaded1.item_ids) == {e["item_id"] for e in first}
     assert recorded_offsets(root / "v1") is not None
     assert OFFSETS_FILE in loaded1.manifest["files"]
@@ -96,14 +98,15 @@ def test_retrain_twice_warm_with_new_items_and_announce(
     sent = publish(producer, settings.topic_events, second, BAD[:2])
     assert pending_events(settings, root) == sent
 
-    v2 = retrain_once(
-        settings, root, since_last=True, train_config=QUICK, model_config=TINY, min_events=50
-    )
+    v2 = retrain_once(settings, root, since_last=True, train_config=QUICK, min_events=50,
+                      auto=frozenset({"max_len"}))  # fmt: skip
     assert (v2.version, v2.warm_from) == ("v2", "v1")
+    assert v2.chosen == {}  # a warm start keeps the served shape, chosen from v1's data
     assert v2.epochs == QUICK.epochs
     assert (v2.events_read, v2.events_skipped) == (len(second), 2)  # only the newer records
     assert sum(v2.offsets.values()) == len(first) + len(BAD) + sent
     loaded2 = load_artifact(root / "v2")
+    assert loaded2.config.max_len == 10
     old = loaded1.item_ids
     assert loaded2.item_ids[: len(old)] == old  # old rows map 1:1
     new = set(loaded2.item_ids[len(old) :])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional
 
 from recstream.model import losses, sasrec
 from recstream.model.config import ModelConfig, TrainConfig
@@ -53,17 +54,17 @@ def test_known_answer_next_item_is_ranked_first(loss: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("block", "positions", "heads"),
-    [("pre", "newest", 2), ("kang", "oldest", 2), ("kang", "newest", 1), ("ligr", "newest", 2),
-     ("hstu", "newest", 2), ("hstu", "newest", 1)],
+    ("block", "positions", "heads", "bias"),
+    [("pre", "newest", 2, False), ("kang", "oldest", 2, False), ("kang", "newest", 1, False),
+     ("ligr", "newest", 2, False), ("hstu", "newest", 2, False), ("hstu", "newest", 1, False),
+     ("kang", "newest", 2, True), ("pre", "oldest", 1, True)],
 )  # fmt: skip
 def test_user_vectors_match_forward_and_ignore_padding(
-    block: str, positions: str, heads: int
+    block: str, positions: str, heads: int, bias: bool
 ) -> None:
     torch.manual_seed(0)
-    config = ModelConfig(
-        n_items=20, max_len=6, dim=16, n_heads=heads, block=block, positions=positions, serve_len=0
-    )
+    config = ModelConfig(n_items=20, max_len=6, dim=16, n_heads=heads, block=block,
+                         positions=positions, serve_len=0, distance_bias=bias)  # fmt: skip
     model = SASRec(config).eval()
     with torch.no_grad():  # HSTU's bias by distance starts at zero: make it matter
         for name, parameter in model.named_parameters():
@@ -77,6 +78,42 @@ def test_user_vectors_match_forward_and_ignore_padding(
     torch.testing.assert_close(vectors[0], full[0, 2])
     torch.testing.assert_close(vectors[1], full[1, 4])
     torch.testing.assert_close(vectors[0], alone[0])
+
+
+def test_cosine_scores_are_cosines_over_the_temperature() -> None:
+    torch.manual_seed(0)
+    model = SASRec(ModelConfig(n_items=20, max_len=6, dim=16, temperature=0.1)).eval()
+    raw = SASRec(ModelConfig(n_items=20, max_len=6, dim=16)).eval()
+    raw.load_state_dict(model.state_dict())
+    seq = torch.tensor([[3, 4, 5, 0], [1, 2, 3, 4]])
+    with torch.no_grad():
+        scores = model.user_vectors(seq) @ model.item_embeddings().T  # [2, 20]
+        users, items = raw.user_vectors(seq), raw.item_embeddings()
+    cosines = functional.cosine_similarity(users[:, None], items[None], dim=-1)  # [2, 20]
+    torch.testing.assert_close(scores, cosines / 0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        ModelConfig(temperature=-1.0)
+
+
+def test_distance_bias_changes_attention_and_is_refused_for_hstu() -> None:
+    torch.manual_seed(0)
+    model = SASRec(ModelConfig(n_items=20, max_len=6, dim=16, distance_bias=True)).eval()
+    seq = torch.tensor([[3, 4, 5, 6, 7, 0], [1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        before = model(seq)
+        for block in model.blocks:
+            block.distance_bias.weight.normal_()
+        after = model(seq)
+    assert not torch.allclose(before, after)  # the bias reaches the scores
+    torch.testing.assert_close(before[:, 0], after[:, 0])  # one key: softmax ignores its bias
+    with pytest.raises(ValueError, match="own bias"):
+        ModelConfig(block="hstu", distance_bias=True)
+
+
+def test_cosine_model_learns_the_known_answer() -> None:
+    config = ModelConfig(**{**SMALL.__dict__, "temperature": 0.1})
+    trained = train(cyclic_interactions(), config, FAST, progress=False)
+    assert trained.best_ndcg > 0.9
 
 
 @pytest.mark.parametrize("heads", [1, 2, 4])
@@ -263,6 +300,15 @@ def test_resuming_a_finished_cosine_run_returns_the_same_model(tmp_path: Path) -
     resumed = _fit(cosine, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_weight_decay_shrinks_the_weights() -> None:
+    config = TrainConfig(epochs=2, batch_size=16, lr=1e-2, schedule="constant", threads=1)
+    plain = _fit(config).model.items.weight.norm()
+    decayed = _fit(TrainConfig(**{**config.__dict__, "weight_decay": 5.0})).model
+    assert decayed.items.weight.norm() < 0.8 * plain
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(weight_decay=-0.1)
 
 
 def test_bad_configs_fail_clearly() -> None:

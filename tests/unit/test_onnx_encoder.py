@@ -23,12 +23,15 @@ from recstream.model.training import Trained, train
 MAX_LEN = 7
 
 
-def _train(block: str, positions: str, heads: int = 2) -> Trained:
+def _train(
+    block: str, positions: str, heads: int = 2, temperature: float = 0.0, bias: bool = False
+) -> Trained:
     rng = np.random.default_rng(3)
     rows = [(f"u{u}", f"item-{int(i)}", t, "click") for u in range(30) for t, i in
             enumerate(rng.integers(0, 25, 10))]  # fmt: skip
     config = ModelConfig(max_len=MAX_LEN, dim=16, n_layers=2, n_heads=heads, dropout=0.2,
-                         block=block, positions=positions)  # fmt: skip
+                         block=block, positions=positions, temperature=temperature,
+                         distance_bias=bias)  # fmt: skip
     schedule = TrainConfig(epochs=1, batch_size=8, eval_every=1, threads=1)
     return train(Interactions.from_rows(rows), config, schedule, progress=False)
 
@@ -51,15 +54,17 @@ def _histories(ids: tuple[str, ...]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(
-    ("block", "positions", "heads"),
-    [("pre", "oldest", 2), ("kang", "newest", 2), ("kang", "newest", 1), ("hstu", "newest", 1)],
-)
+    ("block", "positions", "heads", "temperature", "bias"),
+    [("pre", "oldest", 2, 0.0, False), ("kang", "newest", 2, 0.0, False),
+     ("kang", "newest", 1, 0.0, False), ("hstu", "newest", 1, 0.0, False),
+     ("kang", "newest", 1, 0.1, False), ("kang", "newest", 2, 0.0, True)],
+)  # fmt: skip
 def test_onnx_runtime_reproduces_torch_for_every_layout(
-    block: str, positions: str, heads: int, tmp_path: Path
+    block: str, positions: str, heads: int, temperature: float, bias: bool, tmp_path: Path
 ) -> None:
     from recstream.model.artifact import save_artifact
 
-    trained = _train(block, positions, heads)
+    trained = _train(block, positions, heads, temperature, bias)
     version = save_artifact(trained, tmp_path, {"name": "toy", "path": ""})
     torch_encoder, onnx_encoder = Encoder.load(version), OnnxEncoder.load(version)
     histories = _histories(torch_encoder.item_ids)

@@ -50,8 +50,9 @@ class ModelConfig:
     # (user vectors and item embeddings L2-normalised, as HSTU's recipe scores items).
     temperature: float = 0.0
     # Softmax blocks (pre, kang, ligr): add a learned bias by distance (query minus key
-    # position, per head and block) to the attention scores, as HSTU's layers do.
-    distance_bias: bool = False
+    # position, per head and block) to the attention scores, as HSTU's layers do. HSTU blocks
+    # always have their own, whatever this says.
+    distance_bias: bool = True
 
     @property
     def inference_len(self) -> int:
@@ -74,8 +75,6 @@ class ModelConfig:
             raise ValueError(f"serve_len={self.serve_len} must be >= 0 (0 = max_len)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
-        if self.distance_bias and self.block == "hstu":
-            raise ValueError("block 'hstu' has its own bias by distance: leave distance_bias off")
         if self.temperature < 0:
             raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = dot product)")
 
@@ -92,9 +91,9 @@ class ModelConfig:
         unknown = sorted(set(raw) - names)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}; expected {sorted(names)}")
-        # Artifacts written before these keys existed were pre-norm and read the whole max_len:
-        # the new defaults must not silently change what an old model computes.
-        return cls(**{"block": "pre", "serve_len": 0, **raw})
+        # Artifacts written before these keys existed were pre-norm, read the whole max_len and
+        # had no bias by distance: the new defaults must not silently change an old model.
+        return cls(**{"block": "pre", "serve_len": 0, "distance_bias": False, **raw})
 
 
 @dataclass(frozen=True)

@@ -343,8 +343,10 @@ def _progress_bar(enabled: bool) -> Progress:
 def _fingerprint(run: Trained) -> str:
     configs = [dataclasses.asdict(run.model_config), dataclasses.asdict(run.train_config)]
     configs[1].pop("time_budget_s")  # may change on resume, as may a constant rate's epochs
-    if not configs[1]["warmup"]:
-        configs[1].pop("warmup")  # checkpoints written before warm-up existed still resume
+    # Checkpoints written before these options existed still resume where they are off.
+    for config, key in ((1, "warmup"), (0, "temperature"), (0, "distance_bias")):
+        if not configs[config][key]:
+            configs[config].pop(key)
     if run.train_config.schedule == "constant":
         configs[1].pop("epochs")
     lengths = sum(len(s) for s in run.split.train)

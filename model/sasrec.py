@@ -231,25 +231,25 @@ def _attention(
     otherwise compute the scale from the tensor's shape at run time). ``bias``: added to the
     scores instead, with -inf on every key a query must not see (see :class:`_Block`)."""
     t = k.shape[2]
+    seen = None  # [B, 1, 1, T]: the keys each row's one query sees, where no bias says it
+    if last is not None and bias is None:
+        seen = (torch.arange(t, device=k.device) <= last[:, None])[:, None, None, :]
     if not torch.onnx.is_in_onnx_export():
         # No dropout on the attention weights: it forces the slow unfused kernel on CPU and
         # costs a third of a training step; dropout on the residual branches regularises enough.
         if bias is not None:
             return functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        if last is None:
+        if seen is None:
             return functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        seen = torch.arange(t, device=k.device) <= last[:, None]  # [B, T]
-        return functional.scaled_dot_product_attention(q, k, v, attn_mask=seen[:, None, None, :])
+        return functional.scaled_dot_product_attention(q, k, v, attn_mask=seen)
     # Written out for the exported encoder: the queries' scale and the keys' transpose feed the
     # product directly, so ONNX Runtime folds both into it (the exported fused kernel scales
     # queries and keys and transposes the keys as separate passes over them).
     scores = (q * dh**-0.5) @ k.transpose(-1, -2)  # [B, H, Tq, T]
     if bias is not None:
         return (scores + bias).softmax(-1) @ v
-    if last is None:
+    if seen is None:
         seen = torch.ones(t, t, dtype=torch.bool, device=k.device).tril()  # [T, T]
-    else:
-        seen = (torch.arange(t, device=k.device) <= last[:, None])[:, None, None, :]
     return scores.masked_fill(~seen, float("-inf")).softmax(-1) @ v
 
 

@@ -115,7 +115,7 @@ def train(
         typer.Option(help="Share of the schedule (0 to <1) over which the rate climbs from 0."),
     ] = _T.warmup,
     weight_decay: Annotated[
-        float, typer.Option(help="Adam's L2 penalty on every weight (0 = none).")
+        float, typer.Option(help="AdamW's decoupled weight decay (0 = none).")
     ] = _T.weight_decay,
     full_history: Annotated[
         bool,

@@ -129,12 +129,13 @@ def train(
     run = Trained(SASRec(config), config, schedule, sequences.vocab, split, adapted=adapted)
     if init_from is not None:
         check_prefix(init_from.item_ids, sequences.vocab)
-        copy_weights(run.model, init_from.model.state_dict(), len(init_from.item_ids))
+        added = copy_weights(run.model, init_from.model.state_dict(), len(init_from.item_ids))
         n_old = len(init_from.item_ids)
         run.warm_start = {
             "from": str(init_from.path),
             "old_items": n_old,
             "new_items": len(sequences.vocab) - n_old,
+            "added": added,
         }
         log.info("warm start from %s: %s", init_from.path, json.dumps(run.warm_start))
     _fit(run, checkpoint_dir, resume, progress)

@@ -4,6 +4,10 @@ The new vocabulary is the artifact's item ids in their row order followed by the
 never seen (:func:`recstream.model.sequences.extend_vocabulary`), so row ``i`` of the old item
 table is row ``i`` of the new one. Every other parameter has the same shape in both models and
 is copied as is; the rows of new items keep the new model's fresh initialisation.
+
+An artifact written before the bias by distance existed gains it on a warm start: the new
+parameters start at zero, so the warm model computes exactly what the artifact did until
+training moves them (the upgrade needs no cold retrain).
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ from recstream.model.sequences import Vocabulary
 # The fields that fix the parameters' shapes (n_items aside, which only grows).
 SHAPE_FIELDS = ("max_len", "dim", "n_layers", "n_heads")
 ITEM_TABLE = "items.weight"  # [n_items + 1, D]; row 0 is padding
+# Parameters a warm start may add to an older artifact's model: zero-initialised, so adding
+# them leaves the model's output unchanged.
+ZERO_STARTED = ("distance_bias.weight",)
 
 
 def warm_config(old: ModelConfig, requested: ModelConfig | None) -> ModelConfig:
     """The artifact's config (shape and ``serve_len``); ``requested`` may change the dropout,
-    never the shape."""
+    never the shape. A bias by distance is added where the artifact has none, unless
+    ``requested`` turns it off (one already learned is kept)."""
+    bias = old.distance_bias or (requested or ModelConfig()).distance_bias
     if requested is None:
-        return old
+        return dataclasses.replace(old, distance_bias=bias)
     differ = [
         f"{name} {getattr(old, name)} in the artifact, {getattr(requested, name)} requested"
         for name in SHAPE_FIELDS
@@ -37,7 +46,7 @@ def warm_config(old: ModelConfig, requested: ModelConfig | None) -> ModelConfig:
             "cannot warm-start from an artifact of another shape (" + "; ".join(differ) + "); "
             "train cold, or leave the model's shape to the artifact"
         )
-    return dataclasses.replace(old, dropout=requested.dropout)
+    return dataclasses.replace(old, dropout=requested.dropout, distance_bias=bias)
 
 
 def check_prefix(old_ids: Sequence[str], vocab: Vocabulary) -> None:
@@ -46,18 +55,24 @@ def check_prefix(old_ids: Sequence[str], vocab: Vocabulary) -> None:
         raise ValueError("the new vocabulary does not start with the artifact's item ids")
 
 
-def copy_weights(model: SASRec, old_state: Mapping[str, torch.Tensor], n_old_items: int) -> None:
-    """Load ``old_state`` (a model with ``n_old_items`` items) into ``model`` in place.
+def copy_weights(
+    model: SASRec, old_state: Mapping[str, torch.Tensor], n_old_items: int
+) -> list[str]:
+    """Load ``old_state`` (a model with ``n_old_items`` items) into ``model`` in place; return
+    the names of the zero-started parameters ``model`` has and ``old_state`` lacks.
 
     Item rows 0..n_old_items (padding and the old items) are copied exactly; rows after them
     are left as ``model`` initialised them. Raises ValueError when the two models differ in
-    anything but the number of items.
+    anything but the number of items and those added parameters.
     """
     state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-    if set(state) != set(old_state):
-        missing = sorted(set(state) ^ set(old_state))
+    added = sorted(name for name in set(state) - set(old_state) if _zero_started(name, state))
+    if set(state) - set(added) != set(old_state):
+        missing = sorted((set(state) - set(added)) ^ set(old_state))
         raise ValueError(f"cannot warm-start: parameter names differ ({missing[:5]})")
     for name, target in state.items():
+        if name in added:
+            continue
         source = old_state[name]
         if name == ITEM_TABLE:
             rows = n_old_items + 1
@@ -75,3 +90,8 @@ def copy_weights(model: SASRec, old_state: Mapping[str, torch.Tensor], n_old_ite
         else:
             target.copy_(source)
     model.load_state_dict(state)
+    return added
+
+
+def _zero_started(name: str, state: Mapping[str, torch.Tensor]) -> bool:
+    return name.endswith(ZERO_STARTED) and not state[name].any()

@@ -69,6 +69,30 @@ def test_copy_weights_refuses_another_shape() -> None:
         copy_weights(SASRec(dataclasses.replace(TINY, n_items=3)), old.state_dict(), 5)
 
 
+def test_a_model_without_the_bias_by_distance_gains_it_at_zero_and_computes_the_same() -> None:
+    old_config = dataclasses.replace(TINY, n_items=5, distance_bias=False)
+    config = warm_config(old_config, None)
+    assert config == dataclasses.replace(old_config, distance_bias=True)
+    torch.manual_seed(1)
+    old = SASRec(old_config).eval()
+    new = SASRec(config).eval()
+    added = copy_weights(new, old.state_dict(), n_old_items=5)
+    assert added == ["blocks.0.distance_bias.weight"]
+    seq = torch.tensor([[0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 5, 1], [1, 2, 3, 4, 5, 1]])
+    with torch.no_grad():
+        torch.testing.assert_close(new.user_vectors(seq), old.user_vectors(seq))
+    # Turned off on request it stays off; one already learned is kept whatever is asked.
+    no_bias = dataclasses.replace(TINY, distance_bias=False)
+    assert not warm_config(old_config, no_bias).distance_bias
+    assert warm_config(dataclasses.replace(old_config, distance_bias=True), no_bias).distance_bias
+    # Only zero-started parameters may be added: a learned table the artifact lacks may not.
+    learned = SASRec(config)
+    with torch.no_grad():
+        learned.blocks[0].distance_bias.weight.fill_(0.5)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="parameter names differ"):
+        copy_weights(learned, old.state_dict(), n_old_items=5)
+
+
 def test_warm_config_keeps_the_artifact_shape_and_names_a_mismatch() -> None:
     old = dataclasses.replace(TINY, n_items=5)
     assert warm_config(old, None) == old
@@ -92,6 +116,8 @@ def test_train_from_an_artifact_extends_the_vocabulary_and_starts_from_its_weigh
     torch.testing.assert_close(
         second.model.items.weight.detach()[:5], loaded.model.items.weight.detach()
     )
-    assert second.warm_start == {"from": str(loaded.path), "old_items": 4, "new_items": 2}
+    assert second.warm_start == {
+        "from": str(loaded.path), "old_items": 4, "new_items": 2, "added": [],
+    }  # fmt: skip
     with pytest.raises(ValueError, match="another shape"):
         train(rows(["a"]), dataclasses.replace(TINY, dim=16), QUICK, init_from=loaded)

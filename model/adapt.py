@@ -1,4 +1,4 @@
-"""Defaults chosen from the data: history length, width and dropout.
+"""Defaults chosen from the data: history length, width, depth, served length and dropout.
 
 A shop's users have 5-10 interactions, MovieLens users a hundred and more; one set of fixed
 defaults fits one of them. ``train(..., auto=...)`` names the settings the user left open;
@@ -19,7 +19,7 @@ import numpy as np
 from recstream.model.config import ModelConfig
 
 # Settings that may be chosen from the data (the CLI leaves a flag not given to them).
-ADAPTABLE = ("max_len", "dim", "dropout")
+ADAPTABLE = ("max_len", "dim", "dropout", "n_layers", "serve_len")
 # max_len: the history length that covers 90% of users, in steps of 10, from 10 to 100 (the
 # cap keeps a served history cheap to encode).
 LENGTH_QUANTILE = 0.9
@@ -30,6 +30,11 @@ WIDE, WIDE_FROM_INTERACTIONS, WIDE_FROM_PER_ITEM = 128, 500_000, 150.0
 # small sets dropouts from 0.1 to 0.5 (and validating every epoch) changed nothing beyond
 # noise: there the regularisation that counts is early stopping on the best epoch.
 WIDE_DROPOUT = 0.2
+# n_layers: DEEP_LAYERS for the wide model (measured on ML-1M), else ModelConfig's.
+DEEP_LAYERS = 4
+# serve_len: a model of DEEP_LAYERS or more reads the newest DEEP_SERVE_LEN items, which keeps
+# its encoding within the worker's budget (with the bias by distance, at no cost in ranking).
+DEEP_SERVE_LEN = 40
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,19 @@ def choose(shape: DataShape) -> dict[str, Any]:
     """Every adaptable setting's value for data of this shape."""
     covering = LEN_STEP * math.ceil((shape.length_p90 + 1) / LEN_STEP)  # +1: the input window
     wide = shape.interactions >= WIDE_FROM_INTERACTIONS and shape.per_item >= WIDE_FROM_PER_ITEM
+    layers = DEEP_LAYERS if wide else ModelConfig.n_layers
     return {
         "max_len": min(max(covering, MIN_LEN), MAX_LEN),
         "dim": WIDE if wide else ModelConfig.dim,
         "dropout": WIDE_DROPOUT if wide else ModelConfig.dropout,
+        "n_layers": layers,
+        "serve_len": serve_len_for(layers),
     }
+
+
+def serve_len_for(n_layers: int) -> int:
+    """The served history length for a model of this depth."""
+    return DEEP_SERVE_LEN if n_layers >= DEEP_LAYERS else ModelConfig.serve_len
 
 
 def apply(
@@ -82,5 +95,9 @@ def apply(
     if unknown:
         raise ValueError(f"cannot choose {unknown} from the data; only {list(ADAPTABLE)}")
     chosen = {k: v for k, v in choose(shape).items() if k in auto}
+    config = dataclasses.replace(model, **chosen)
+    if "serve_len" in chosen:  # for the depth given, not only the one chosen
+        chosen["serve_len"] = serve_len_for(config.n_layers)
+        config = dataclasses.replace(config, serve_len=chosen["serve_len"])
     # A serve_len above max_len reads the whole max_len (ModelConfig.inference_len).
-    return dataclasses.replace(model, **chosen), chosen
+    return config, chosen

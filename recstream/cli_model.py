@@ -66,8 +66,12 @@ def train(
         ),
     ] = None,
     serve_len: Annotated[
-        int, typer.Option(help="History length the served model reads (0 = max-len).")
-    ] = _M.serve_len,
+        int | None,
+        typer.Option(
+            help="History length the served model reads (0 = max-len) [from the depth: 40 with "
+            "4 or more layers, else 50]."
+        ),
+    ] = None,
     block: Annotated[
         str,
         typer.Option(
@@ -98,7 +102,10 @@ def train(
             help="Add a learned bias by distance to the attention scores (pre, kang, ligr).",
         ),
     ] = _M.distance_bias,
-    layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = _M.n_layers,
+    layers: Annotated[
+        int | None,
+        typer.Option(help="Self-attention blocks [from the data: 4 where d is 128, else 2]."),
+    ] = None,
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = _M.n_heads,
     dropout: Annotated[
         float | None,
@@ -185,11 +192,11 @@ def train(
     try:
         model_config = ModelConfig(
             max_len=_M.max_len if max_len is None else max_len,
-            serve_len=serve_len,
+            serve_len=_M.serve_len if serve_len is None else serve_len,
             block=block,
             positions=positions,
             dim=_M.dim if dim is None else dim,
-            n_layers=layers,
+            n_layers=_M.n_layers if layers is None else layers,
             n_heads=heads,
             dropout=_M.dropout if dropout is None else dropout,
             temperature=temperature,
@@ -224,7 +231,9 @@ def train(
             checkpoint_dir=checkpoint_dir or root / "checkpoints" / name,
             resume=resume,
             progress=progress,
-            auto=left_open(max_len=max_len, dim=dim, dropout=dropout),
+            auto=left_open(
+                max_len=max_len, dim=dim, dropout=dropout, n_layers=layers, serve_len=serve_len
+            ),
         )
         # The index goes into the staged version: readers never see a version without it.
         add_index = (lambda staged: build_index(staged, trained.train_config)) if index else None

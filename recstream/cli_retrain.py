@@ -65,7 +65,10 @@ def retrain(
     dim: Annotated[
         int | None, typer.Option(help="Cold start: embedding size d [from the data, as train].")
     ] = None,
-    layers: Annotated[int | None, typer.Option(help="Cold start: self-attention blocks.")] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option(help="Cold start: self-attention blocks [from the data, as train]."),
+    ] = None,
     heads: Annotated[int | None, typer.Option(help="Cold start: attention heads.")] = None,
     threads: Annotated[int, typer.Option(help="torch and faiss threads.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
@@ -113,7 +116,7 @@ def retrain(
             model_config=model_config,
             min_events=min_events,
             cold_epochs=cold_epochs,
-            auto=left_open(max_len=max_len, dim=dim, dropout=None),
+            auto=left_open(max_len=max_len, dim=dim, dropout=None, n_layers=layers, serve_len=None),
         )
 
     if every_minutes is None and every_events is None:

@@ -67,8 +67,9 @@ def copy_weights(
     """
     state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
     added = sorted(name for name in set(state) - set(old_state) if _zero_started(name, state))
-    if set(state) - set(added) != set(old_state):
-        missing = sorted((set(state) - set(added)) ^ set(old_state))
+    expected = set(state) - set(added)
+    if expected != set(old_state):
+        missing = sorted(expected ^ set(old_state))
         raise ValueError(f"cannot warm-start: parameter names differ ({missing[:5]})")
     for name, target in state.items():
         if name in added:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("recstream.cli_retrain")
 
 POLL_S = 10.0  # how often a scheduled loop looks at the log's end offsets
+_WARM = "A warm start keeps the newest version's; given, it must match."
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -60,16 +61,20 @@ def retrain(
         int, typer.Option(help="Refuse to train on fewer valid events.")
     ] = MIN_EVENTS,
     max_len: Annotated[
-        int | None, typer.Option(help="Cold start: items of history (L) [from the data, as train].")
+        int | None,
+        typer.Option(min=1, help="Cold start: items of history (L) (from the data). " + _WARM),
     ] = None,
     dim: Annotated[
-        int | None, typer.Option(help="Cold start: embedding size d [from the data, as train].")
+        int | None,
+        typer.Option(min=1, help="Cold start: embedding size d (from the data). " + _WARM),
     ] = None,
     layers: Annotated[
         int | None,
-        typer.Option(help="Cold start: self-attention blocks [from the data, as train]."),
+        typer.Option(min=1, help="Cold start: self-attention blocks (from the data). " + _WARM),
     ] = None,
-    heads: Annotated[int | None, typer.Option(help="Cold start: attention heads.")] = None,
+    heads: Annotated[
+        int | None, typer.Option(min=1, help="Cold start: attention heads (1). " + _WARM)
+    ] = None,
     threads: Annotated[int, typer.Option(help="torch and faiss threads.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per retrain.")] = False,
@@ -78,22 +83,15 @@ def retrain(
     model-updates. Once by default; --every-minutes / --every-events loop."""
     from recstream.cli import log_to_stderr, settings_of
     from recstream.cli_model import left_open
-    from recstream.model.config import ModelConfig, TrainConfig
+    from recstream.model.config import TrainConfig
 
     log_to_stderr()
     settings = settings_of(ctx)
     root = artifacts or settings.artifacts
+    # Only the flags given: a warm start keeps the served version's values for the others.
+    given = {"max_len": max_len, "dim": dim, "n_layers": layers, "n_heads": heads}
+    shape = {name: value for name, value in given.items() if value is not None}
     try:
-        shape = [max_len, dim, layers, heads]
-        model_config = None
-        if any(v is not None for v in shape):
-            defaults = ModelConfig()
-            model_config = ModelConfig(
-                max_len=max_len or defaults.max_len,
-                dim=dim or defaults.dim,
-                n_layers=layers or defaults.n_layers,
-                n_heads=heads or defaults.n_heads,
-            )
         train_config = TrainConfig(epochs=epochs, threads=threads, seed=seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -113,7 +111,7 @@ def retrain(
             since_last=since_last,
             cold=cold,
             train_config=train_config,
-            model_config=model_config,
+            shape=shape,
             min_events=min_events,
             cold_epochs=cold_epochs,
             auto=left_open(max_len=max_len, dim=dim, dropout=None, n_layers=layers, serve_len=None),

@@ -338,6 +338,7 @@ def retrain_once(
     progress: bool = False,
     cold_epochs: int | None = None,
     auto: frozenset[str] = frozenset(),
+    shape: Mapping[str, Any] | None = None,
 ) -> RetrainResult:
     """Train on the event log, build the index, publish the next version, announce it.
 
@@ -346,6 +347,9 @@ def retrain_once(
     ``train_config.epochs``.
     ``since_last``: read only the events after the offsets that version recorded.
     ``auto``: on a cold start, the settings chosen from the data (as ``train``'s ``auto``).
+    ``shape``: ModelConfig fields the user gave (``retrain --dim`` ...), laid over
+    ``model_config`` (default ``ModelConfig()``) on a cold start and over the newest version's
+    config on a warm start, where one that differs from it is refused by name.
     Raises RetrainError (nothing is published) when fewer than ``min_events`` valid events
     were read, ArtifactError when the newest version is damaged.
     """
@@ -371,6 +375,9 @@ def retrain_once(
             f"and {read.end} ({read.skipped} invalid); at least {min_events} are needed to "
             "train, so nothing was published"
         )
+    if shape:
+        over = loaded.config if loaded is not None else model_config or ModelConfig()
+        model_config = replace(over, **shape)
     train_config = train_config or TrainConfig(epochs=RETRAIN_EPOCHS)
     if loaded is None:
         train_config = replace(train_config, epochs=cold_epochs or COLD_EPOCHS)

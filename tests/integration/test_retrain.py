@@ -172,3 +172,19 @@ def test_cli_train_from_kafka_then_retrain_since_last(
     assert (line["version"], line["warm_from"], line["events_read"]) == ("v2", "v1", 120)
     assert line["sha256"] == sha256_file(root / "v2" / MANIFEST)
     assert 0.0 < line["valid_ndcg@10_popularity"] <= 1.0
+
+    # Shape flags on a warm start: the ones left out keep v2's values, not ModelConfig()'s.
+    kept = runner.invoke(app, ["retrain", "--heads", "1", "--min-events", "10", *quick], env=env)
+    assert kept.exit_code == 0, kept.output
+    v3 = load_artifact(root / "v3").config
+    assert (v3.dim, v3.max_len, v3.n_layers, v3.dropout) == (
+        16,
+        20,
+        1,
+        load_artifact(root / "v2").config.dropout,
+    )
+    other = runner.invoke(app, ["retrain", "--dim", "32", "--min-events", "10", *quick], env=env)
+    assert other.exit_code == 1
+    assert "dim 16 in the artifact, 32 requested" in other.output
+    assert "max_len" not in other.output and "n_heads" not in other.output
+    assert [p.name for p in list_versions(root)] == ["v1", "v2", "v3"]

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 from recstream.memory import keep_freed_memory
 from recstream.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON object.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks; each prints one JSON object.", rich_markup_mode=None
+)
 app.add_typer(bench_app, name="bench")
 
 # Each module defines `register(app, bench_app)` and adds its commands; they live beside

@@ -111,3 +111,11 @@ def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--artifacts", str(tmp_path / "empty"), "--json"])
     assert result.exit_code == 1
     assert "no artifact versions" in result.output
+
+
+def test_help_prints_bracketed_notes_whole() -> None:
+    # Rich markup would read "[from the data: ...]" as a style tag and drop it from --help.
+    done = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    assert done.exit_code == 0, done.output
+    assert "[from the data: 4 where d is 128, else 2]" in done.output
+    assert "Dropout rate [from the data:" in done.output

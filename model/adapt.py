@@ -26,10 +26,11 @@ LENGTH_QUANTILE = 0.9
 MIN_LEN, MAX_LEN, LEN_STEP = 10, 100, 10
 # dim: WIDE when the data is large and dense (at least both of these), else ModelConfig's.
 WIDE, WIDE_FROM_INTERACTIONS, WIDE_FROM_PER_ITEM = 128, 500_000, 150.0
-# dropout: WIDE_DROPOUT for the wide model (measured on ML-1M), else ModelConfig's. On the
-# small sets dropouts from 0.1 to 0.5 (and validating every epoch) changed nothing beyond
-# noise: there the regularisation that counts is early stopping on the best epoch.
-WIDE_DROPOUT = 0.2
+# dropout: on wide data WIDE_DROPOUT for a model of fewer than DEEP_LAYERS blocks, DEEP_DROPOUT
+# for a deeper one (both measured on ML-1M), else ModelConfig's. On the small sets dropouts from
+# 0.1 to 0.5 (and validating every epoch) changed nothing beyond noise: there the
+# regularisation that counts is early stopping on the best epoch.
+WIDE_DROPOUT, DEEP_DROPOUT = 0.2, 0.3
 # n_layers: DEEP_LAYERS for the wide model (measured on ML-1M), else ModelConfig's.
 DEEP_LAYERS = 4
 # serve_len: a model of DEEP_LAYERS or more reads the newest DEEP_SERVE_LEN items, which keeps
@@ -71,15 +72,27 @@ def data_shape(train: tuple[np.ndarray, ...], n_items: int) -> DataShape:
 def choose(shape: DataShape) -> dict[str, Any]:
     """Every adaptable setting's value for data of this shape."""
     covering = LEN_STEP * math.ceil((shape.length_p90 + 1) / LEN_STEP)  # +1: the input window
-    wide = shape.interactions >= WIDE_FROM_INTERACTIONS and shape.per_item >= WIDE_FROM_PER_ITEM
+    wide = is_wide(shape)
     layers = DEEP_LAYERS if wide else ModelConfig.n_layers
     return {
         "max_len": min(max(covering, MIN_LEN), MAX_LEN),
         "dim": WIDE if wide else ModelConfig.dim,
-        "dropout": WIDE_DROPOUT if wide else ModelConfig.dropout,
+        "dropout": dropout_for(wide, layers),
         "n_layers": layers,
         "serve_len": serve_len_for(layers),
     }
+
+
+def is_wide(shape: DataShape) -> bool:
+    """Large and dense enough for the wide (and deep) model."""
+    return shape.interactions >= WIDE_FROM_INTERACTIONS and shape.per_item >= WIDE_FROM_PER_ITEM
+
+
+def dropout_for(wide: bool, n_layers: int) -> float:
+    """The dropout for data of this kind and a model of this depth."""
+    if not wide:
+        return ModelConfig.dropout
+    return DEEP_DROPOUT if n_layers >= DEEP_LAYERS else WIDE_DROPOUT
 
 
 def serve_len_for(n_layers: int) -> int:
@@ -96,8 +109,11 @@ def apply(
         raise ValueError(f"cannot choose {unknown} from the data; only {list(ADAPTABLE)}")
     chosen = {k: v for k, v in choose(shape).items() if k in auto}
     config = dataclasses.replace(model, **chosen)
-    if "serve_len" in chosen:  # for the depth given, not only the one chosen
+    # For the depth given, not only the one chosen.
+    if "serve_len" in chosen:
         chosen["serve_len"] = serve_len_for(config.n_layers)
-        config = dataclasses.replace(config, serve_len=chosen["serve_len"])
+    if "dropout" in chosen:
+        chosen["dropout"] = dropout_for(is_wide(shape), config.n_layers)
+    config = dataclasses.replace(config, **chosen)
     # A serve_len above max_len reads the whole max_len (ModelConfig.inference_len).
     return config, chosen

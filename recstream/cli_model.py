@@ -109,7 +109,9 @@ def train(
     heads: Annotated[int, typer.Option(help="Attention heads per block.")] = _M.n_heads,
     dropout: Annotated[
         float | None,
-        typer.Option(help="Dropout rate [from the data: 0.2 with d 128, else 0.1]."),
+        typer.Option(
+            help="Dropout rate [from the data: with d 128 0.3 for 4+ layers, else 0.2; else 0.1]."
+        ),
     ] = None,
     loss: Annotated[str, typer.Option(help="ce (full softmax), sampled or gbce.")] = _T.loss,
     negatives: Annotated[int, typer.Option(help="Negatives for sampled/gbce.")] = _T.negatives,

@@ -18,7 +18,7 @@ def shape_of(lengths: list[int], items: int) -> adapt.DataShape:
 def test_large_dense_data_gets_the_wide_model() -> None:
     # ML-1M-like: long histories, 564,000 interactions, ~270 per item.
     chosen = adapt.choose(shape_of([40, 100, 300, 500] * 600, 2100))
-    assert chosen == {"max_len": 100, "dim": 128, "dropout": 0.2, "n_layers": 4, "serve_len": 40}
+    assert chosen == {"max_len": 100, "dim": 128, "dropout": 0.3, "n_layers": 4, "serve_len": 40}
     # As many interactions spread over five times the items: too sparse to widen.
     sparse = adapt.choose(shape_of([40, 100, 300, 500] * 600, 10500))
     assert sparse == {"max_len": 100, "dim": 64, "dropout": 0.1, "n_layers": 2, "serve_len": 50}
@@ -43,12 +43,15 @@ def test_apply_changes_only_what_is_left_open() -> None:
         adapt.apply(shape, frozenset({"n_heads"}), ModelConfig())
 
 
-def test_the_served_length_follows_the_depth_given_or_chosen() -> None:
+def test_the_served_length_and_dropout_follow_the_depth_given_or_chosen() -> None:
     wide = shape_of([40, 100, 300, 500] * 600, 2100)
-    model, chosen = adapt.apply(wide, frozenset({"serve_len"}), ModelConfig(n_layers=2))
-    assert chosen == {"serve_len": 50} and model.serve_len == 50  # 2 layers given
-    model, chosen = adapt.apply(wide, frozenset({"n_layers", "serve_len"}), ModelConfig())
-    assert chosen == {"n_layers": 4, "serve_len": 40} and model.inference_len == 40
+    both = frozenset({"serve_len", "dropout"})
+    model, chosen = adapt.apply(wide, both, ModelConfig(n_layers=2))
+    assert chosen == {"serve_len": 50, "dropout": 0.2}  # 2 layers given
+    assert (model.serve_len, model.dropout) == (50, 0.2)
+    model, chosen = adapt.apply(wide, both | {"n_layers"}, ModelConfig())
+    assert chosen == {"n_layers": 4, "serve_len": 40, "dropout": 0.3}
+    assert (model.inference_len, model.dropout) == (40, 0.3)
     small = shape_of([5, 8] * 100, 50)
     model, chosen = adapt.apply(small, frozenset({"max_len", "serve_len"}), ModelConfig(n_layers=4))
     assert chosen == {"max_len": 10, "serve_len": 40}  # 4 layers given: the shorter one

@@ -108,12 +108,11 @@ def apply(
     if unknown:
         raise ValueError(f"cannot choose {unknown} from the data; only {list(ADAPTABLE)}")
     chosen = {k: v for k, v in choose(shape).items() if k in auto}
-    config = dataclasses.replace(model, **chosen)
-    # For the depth given, not only the one chosen.
+    # Served length and dropout follow the depth given, not only the one chosen.
+    layers = chosen.get("n_layers", model.n_layers)
     if "serve_len" in chosen:
-        chosen["serve_len"] = serve_len_for(config.n_layers)
+        chosen["serve_len"] = serve_len_for(layers)
     if "dropout" in chosen:
-        chosen["dropout"] = dropout_for(is_wide(shape), config.n_layers)
-    config = dataclasses.replace(config, **chosen)
+        chosen["dropout"] = dropout_for(is_wide(shape), layers)
     # A serve_len above max_len reads the whole max_len (ModelConfig.inference_len).
-    return config, chosen
+    return dataclasses.replace(model, **chosen), chosen
